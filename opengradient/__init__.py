@@ -1,0 +1,98 @@
+"""OpenGradient: verifiable AI inference for agent builders.
+
+`og.init(private_key=…)` returns a `Client` whose namespaces reach the network: `alpha` (on-chain
+ONNX inference) and `model_hub`. `og.devnet.start()` runs the whole network on this machine.
+
+Importing this package is cheap: the client, web3-style libraries, numpy and the devnet load on
+first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from opengradient.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    ContractRevertError,
+    HTTPStatusError,
+    InferenceError,
+    InvalidInputError,
+    ModelNotFoundError,
+    NetworkError,
+    NotFoundError,
+    OpenGradientError,
+    RateLimitError,
+    RequestTimeoutError,
+    RPCError,
+    TransactionError,
+    VerificationError,
+)
+from opengradient.types import (
+    LLM,
+    TEE_LLM,
+    CandleOrder,
+    CandleType,
+    FileUploadResult,
+    HistoricalInputQuery,
+    InferenceMode,
+    InferenceResult,
+    LlmInferenceMode,
+    ModelOutput,
+    ModelRepository,
+    SchedulerParams,
+    x402SettlementMode,
+)
+
+if TYPE_CHECKING:
+    from opengradient import devnet
+    from opengradient.client import Client
+    from opengradient.proof import Proof
+
+__version__ = "0.8.0.dev0"
+
+#: The client created by the last `init` call.
+global_client: Client | None = None
+
+_LAZY = {
+    "Client": ("opengradient.client.client", "Client"),
+    "Proof": ("opengradient.proof", "Proof"),
+    "devnet": ("opengradient.devnet", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load heavy parts on first access, so `import opengradient` stays fast."""
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'opengradient' has no attribute {name!r}")
+
+
+def init(private_key: str | None = None, alpha_private_key: str | None = None,
+         email: str | None = None, password: str | None = None, **kwargs: Any) -> Client:
+    """Create a `Client`, remember it as `og.global_client`, and return it.
+
+    `kwargs` go to `Client` (URLs, `network=`, `timeout=`, `transport=`, …).
+    """
+    from opengradient.client.client import Client
+
+    global global_client
+    global_client = Client(private_key, alpha_private_key, email, password, **kwargs)
+    return global_client
+
+
+__all__ = [
+    "LLM", "TEE_LLM", "AuthenticationError", "CandleOrder", "CandleType", "Client",
+    "ConfigurationError", "ConflictError", "ContractRevertError", "FileUploadResult",
+    "HTTPStatusError", "HistoricalInputQuery", "InferenceError", "InferenceMode", "InferenceResult",
+    "InvalidInputError", "LlmInferenceMode", "ModelNotFoundError", "ModelOutput", "ModelRepository",
+    "NetworkError", "NotFoundError", "OpenGradientError", "Proof", "RPCError", "RateLimitError",
+    "RequestTimeoutError", "SchedulerParams", "TransactionError", "VerificationError", "devnet",
+    "global_client", "init", "x402SettlementMode",
+]

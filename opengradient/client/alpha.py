@@ -1,0 +1,285 @@
+"""`client.alpha`: ONNX models run on chain through the inference contract.
+
+An inference is one transaction to the inference contract's `run`, which calls the inference
+precompile; the output comes back in the contract's `InferenceResult` event. Input is validated
+and encoded, and the gas estimate is taken, before anything is signed: an unknown model or an
+input that does not fit fails with the chain's revert reason and no transaction is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opengradient.client.abi import (
+    INFERENCE_RESULT_TOPIC,
+    MODEL_INFERENCE_ARGS,
+    MODEL_INFERENCE_TOPIC,
+    RUN_ARGS,
+    RUN_SELECTOR,
+)
+from opengradient.client.chain import (
+    AsyncDriver,
+    Flow,
+    HttpGetJson,
+    Rpc,
+    SendTx,
+    SyncDriver,
+    wait_for_receipt,
+)
+from opengradient.client.codec import MODEL_INPUT, MODEL_OUTPUT, decode_model_output, encode_model_input
+from opengradient.client.rpc import revert_error
+from opengradient.errors import InferenceError, InvalidInputError, VerificationError
+from opengradient.proof import Proof
+from opengradient.types import InferenceMode, InferenceResult
+
+if TYPE_CHECKING:
+    from opengradient.client._http import HttpCore
+    from opengradient.client.client import Client
+    from opengradient.client.wallet import Wallet
+    from opengradient.networks import Network
+
+_MAX_CID_LENGTH = 256
+
+
+def parse_inference_mode(mode: Any) -> InferenceMode:
+    """Accept the enum, its value or its name; anything else is a typed error."""
+    if isinstance(mode, InferenceMode):
+        return mode
+    if isinstance(mode, str) and mode.strip().upper() in InferenceMode.__members__:
+        return InferenceMode[mode.strip().upper()]
+    if isinstance(mode, int) and not isinstance(mode, bool) and mode in {m.value for m in InferenceMode}:
+        return InferenceMode(mode)
+    raise InvalidInputError(f"unknown inference mode {mode!r}",
+                            hint="use og.InferenceMode.VANILLA, TEE or ZKML")
+
+
+def parse_model_cid(model_cid: Any) -> str:
+    """A model CID is a non-empty string without surrounding whitespace."""
+    if not isinstance(model_cid, str) or not model_cid.strip():
+        raise InvalidInputError(f"model_cid must be a non-empty string, got {model_cid!r}",
+                                hint="use the modelCid that model_hub.upload returned")
+    cid = model_cid.strip()
+    if len(cid) > _MAX_CID_LENGTH:
+        raise InvalidInputError(f"model_cid is {len(cid)} characters long; CIDs are shorter than "
+                                f"{_MAX_CID_LENGTH}")
+    return cid
+
+
+@dataclass(frozen=True)
+class PreparedInference:
+    """A validated, encoded inference request: everything needed before touching the chain."""
+
+    model_cid: str
+    mode: InferenceMode
+    input_tuple: Any
+    calldata: bytes
+    input_hash: str
+
+
+def prepare_inference(model_cid: Any, inference_mode: Any, model_input: Any) -> PreparedInference:
+    """Validate and encode; raises `InvalidInputError` before any network I/O."""
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    cid = parse_model_cid(model_cid)
+    mode = parse_inference_mode(inference_mode)
+    input_tuple = encode_model_input(model_input)
+    calldata = RUN_SELECTOR + encode(RUN_ARGS, [cid, int(mode), input_tuple])
+    input_hash = "0x" + keccak(encode([MODEL_INPUT], [input_tuple])).hex()
+    return PreparedInference(cid, mode, input_tuple, calldata, input_hash)
+
+
+def _logs(receipt: dict[str, Any], address: str | None, topic: str) -> list[dict[str, Any]]:
+    found = []
+    for log in receipt.get("logs") or []:
+        topics = log.get("topics") or []
+        if not topics or str(topics[0]).lower() != topic:
+            continue
+        if address is not None and str(log.get("address", "")).lower() != address.lower():
+            continue
+        found.append(log)
+    return found
+
+
+def _hex_bytes(data: str) -> bytes:
+    return bytes.fromhex(data[2:] if data.startswith("0x") else data)
+
+
+def _is_empty(output: Any) -> bool:
+    numbers, strings, jsons, _ = output
+    return not numbers and not strings and not jsons
+
+
+def output_from_api_json(model_output: dict[str, Any]) -> tuple[Any, ...]:
+    """Turn the API's JSON form of a `ModelOutput` into the ABI tuple the codec decodes."""
+    numbers = [(t["name"], [(int(v["value"]), int(v["decimals"])) for v in t.get("values", [])],
+                [int(d) for d in t.get("shape", [])]) for t in model_output.get("numbers", [])]
+    strings = [(t["name"], [str(v) for v in t.get("values", [])]) for t in model_output.get("strings", [])]
+    jsons = [(j["name"], str(j["value"])) for j in model_output.get("jsons", [])]
+    return (numbers, strings, jsons, bool(model_output.get("is_simulation_result", False)))
+
+
+def _find_model_output(node: Any) -> dict[str, Any] | None:
+    if isinstance(node, dict):
+        if isinstance(node.get("model_output"), dict):
+            return node["model_output"]
+        for value in node.values():
+            found = _find_model_output(value)
+            if found is not None:
+                return found
+    return None
+
+
+def parse_api_result(body: Any) -> tuple[Any, ...]:
+    """Decode `GET …/inference/tx/{id}`: base64 JSON whose nested `model_output` is the result."""
+    try:
+        encoded = body["inference_results"][0]
+        document = json.loads(base64.b64decode(encoded))
+        found = _find_model_output(document)
+        if found is None:
+            raise KeyError("model_output")
+        return output_from_api_json(found)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InferenceError(f"the inference API returned a result this SDK cannot read: {exc!r}") from exc
+
+
+class Alpha:
+    """On-chain inference on the Alpha chain (sync methods, and `a`-prefixed async twins)."""
+
+    def __init__(self, *, http: HttpCore, network: Network, wallet: Wallet | None,
+                 max_retries: int = 2) -> None:
+        self._network = network
+        self._wallet = wallet
+        self._sync = SyncDriver(http, network.rpc_url, wallet, chain_id=network.alpha_chain_id,
+                                max_retries=max_retries)
+        self._async = AsyncDriver(http, network.rpc_url, wallet, chain_id=network.alpha_chain_id,
+                                  max_retries=max_retries)
+
+    def infer(self, model_cid: str, inference_mode: InferenceMode | int | str,
+              model_input: dict[str, Any], max_retries: int | None = None) -> InferenceResult:
+        """Run `model_cid` on chain and return its output tensors, transaction hash and proof.
+
+        `max_retries` bounds retries of network failures; only idempotent steps are retried
+        (reads, and resending the same signed transaction), so a retry never pays twice.
+        """
+        prepared = prepare_inference(model_cid, inference_mode, model_input)
+        return self._sync.run(self._infer_flow(prepared), max_retries=max_retries)
+
+    async def ainfer(self, model_cid: str, inference_mode: InferenceMode | int | str,
+                     model_input: dict[str, Any], max_retries: int | None = None) -> InferenceResult:
+        """Async twin of `infer`."""
+        prepared = prepare_inference(model_cid, inference_mode, model_input)
+        return await self._async.run(self._infer_flow(prepared), max_retries=max_retries)
+
+    def _infer_flow(self, prepared: PreparedInference) -> Flow[InferenceResult]:
+        from eth_abi import decode
+        from eth_utils import keccak
+
+        contract = self._network.contract_address
+        sender = self._sync._wallet().address
+        call = {"from": sender, "to": contract, "data": "0x" + prepared.calldata.hex()}
+        gas = int((yield Rpc("eth_estimateGas", (call,))), 16)
+        tx_hash = yield SendTx(contract, prepared.calldata, gas + gas // 10)
+        receipt = yield from wait_for_receipt(tx_hash)
+        if int(str(receipt.get("status", "0x1")), 16) == 0:
+            block = receipt.get("blockNumber", "latest")
+            try:
+                yield Rpc("eth_call", (call, block))
+            except Exception as exc:
+                raise revert_error(str(exc), getattr(exc, "data", None), transaction_hash=tx_hash) from exc
+            raise revert_error("execution reverted", None, transaction_hash=tx_hash)
+
+        results = _logs(receipt, contract, INFERENCE_RESULT_TOPIC)
+        if not results:
+            raise InferenceError(f"transaction {tx_hash} emitted no InferenceResult event",
+                                 hint="check that contract_address points at the inference contract")
+        event_data = _hex_bytes(results[0]["data"])
+        (output,) = decode([MODEL_OUTPUT], event_data)
+        output_hash = "0x" + keccak(event_data).hex()
+        if _is_empty(output):
+            output = yield from self._deferred_output(receipt, tx_hash)
+            from eth_abi import encode
+
+            output_hash = "0x" + keccak(encode([MODEL_OUTPUT], [output])).hex()
+        proof = Proof(
+            kind="onchain",
+            chain_id=self._sync.chain_id,
+            transaction_hash=tx_hash,
+            block_number=int(str(receipt["blockNumber"]), 16),
+            contract_address=contract,
+            model_cid=prepared.model_cid,
+            inference_mode=prepared.mode.name,
+            input_hash=prepared.input_hash,
+            output_hash=output_hash,
+            explorer_url=self._network.tx_url(tx_hash),
+        )
+        return InferenceResult(transaction_hash=tx_hash, model_output=decode_model_output(output),
+                               proof=proof)
+
+    def _deferred_output(self, receipt: dict[str, Any], tx_hash: str) -> Flow[tuple[Any, ...]]:
+        """Asynchronous execution: the result is served by the API under the inference id."""
+        from eth_abi import decode
+
+        events = _logs(receipt, None, MODEL_INFERENCE_TOPIC)
+        if not events:
+            raise InferenceError(f"transaction {tx_hash} returned an empty output and no inference id")
+        inference_id, _, _ = decode(MODEL_INFERENCE_ARGS, _hex_bytes(events[0]["data"]))
+        url = f"{self._network.api_url}/artela-network/artela-rollkit/inference/tx/{inference_id}"
+        body = yield HttpGetJson(url)
+        return parse_api_result(body)
+
+
+def _verify_flow(proof: Proof, network: Network) -> Flow[bool]:
+    from eth_abi import decode, encode
+    from eth_utils import keccak
+
+    def fail(reason: str) -> VerificationError:
+        return VerificationError(f"proof of {proof.transaction_hash} does not verify: {reason}")
+
+    if not proof.transaction_hash or not proof.contract_address:
+        raise fail("it names no transaction or contract")
+    chain_id = int((yield Rpc("eth_chainId")), 16)
+    if proof.chain_id is not None and chain_id != proof.chain_id:
+        raise fail(f"the client is on chain {chain_id}, the proof is for chain {proof.chain_id}")
+    receipt = yield Rpc("eth_getTransactionReceipt", (proof.transaction_hash,))
+    if receipt is None:
+        raise fail("the transaction is not on this chain")
+    if int(str(receipt.get("status", "0x0")), 16) != 1:
+        raise fail("the transaction reverted")
+    if proof.block_number is not None and int(str(receipt["blockNumber"]), 16) != proof.block_number:
+        raise fail("the transaction is in another block")
+    tx = yield Rpc("eth_getTransactionByHash", (proof.transaction_hash,))
+    calldata = _hex_bytes(tx["input"])
+    if str(tx.get("to", "")).lower() != proof.contract_address.lower() or calldata[:4] != RUN_SELECTOR:
+        raise fail("the transaction is not a call to the inference contract's run")
+    cid, mode, input_tuple = decode(RUN_ARGS, calldata[4:])
+    if cid != proof.model_cid:
+        raise fail(f"the transaction ran model {cid!r}, not {proof.model_cid!r}")
+    if proof.inference_mode is not None and InferenceMode(mode).name != proof.inference_mode:
+        raise fail(f"the transaction ran in mode {InferenceMode(mode).name}, not {proof.inference_mode}")
+    if "0x" + keccak(encode([MODEL_INPUT], [input_tuple])).hex() != proof.input_hash:
+        raise fail("the input hash does not match the transaction's input")
+    results = _logs(receipt, proof.contract_address, INFERENCE_RESULT_TOPIC)
+    if not results:
+        raise fail("the transaction emitted no InferenceResult")
+    data = _hex_bytes(results[0]["data"])
+    (output,) = decode([MODEL_OUTPUT], data)
+    if _is_empty(output):
+        events = _logs(receipt, None, MODEL_INFERENCE_TOPIC)
+        if not events:
+            raise fail("the output is empty and there is no inference id")
+        inference_id = decode(MODEL_INFERENCE_ARGS, _hex_bytes(events[0]["data"]))[0]
+        body = yield HttpGetJson(
+            f"{network.api_url}/artela-network/artela-rollkit/inference/tx/{inference_id}")
+        data = encode([MODEL_OUTPUT], [parse_api_result(body)])
+    if "0x" + keccak(data).hex() != proof.output_hash:
+        raise fail("the output hash does not match the output recorded for the transaction")
+    return True
+
+
+def verify_onchain_proof(proof: Proof, client: Client) -> bool:
+    """Check an on-chain proof against the client's chain: transaction, model, mode, input, output."""
+    return client.alpha._sync.run(_verify_flow(proof, client.network))

@@ -1,0 +1,136 @@
+"""`Client`: one object that reaches every OpenGradient service through one connection pool."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from opengradient.client._http import HttpCore
+from opengradient.client.wallet import Wallet
+from opengradient.errors import ConfigurationError
+from opengradient.networks import PRESETS, PUBLIC, Network
+
+if TYPE_CHECKING:
+    from opengradient.client.alpha import Alpha
+    from opengradient.client.model_hub import ModelHub
+
+
+class Client:
+    """The OpenGradient client.
+
+    `private_key` pays for LLM requests (x402 on the payments chain); `alpha_private_key` pays gas
+    for on-chain inference on the Alpha chain and defaults to `private_key`. URL and address
+    arguments override the chosen `network` preset (the public network by default, whose values
+    are the 0.7.4 defaults). `transport`/`async_transport` replace the network layer — the
+    in-process devnet uses them, so no socket is opened.
+    """
+
+    def __init__(
+        self,
+        private_key: str | None = None,
+        alpha_private_key: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        twins_api_key: str | None = None,
+        wallet_address: str | None = None,
+        rpc_url: str | None = None,
+        api_url: str | None = None,
+        contract_address: str | None = None,
+        og_llm_server_url: str | None = None,
+        og_llm_streaming_server_url: str | None = None,
+        *,
+        network: Network | str = PUBLIC,
+        hub_url: str | None = None,
+        auth_url: str | None = None,
+        auth_api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if isinstance(network, str):
+            if network not in PRESETS:
+                raise ConfigurationError(f"unknown network preset {network!r}",
+                                         hint=f"use one of {sorted(PRESETS)} or a Network object")
+            network = PRESETS[network]
+        if max_retries < 0:
+            raise ConfigurationError("max_retries must be >= 0")
+        self.network: Network = network.with_overrides(
+            rpc_url=rpc_url, api_url=api_url, contract_address=contract_address,
+            llm_server_url=og_llm_server_url, llm_streaming_server_url=og_llm_streaming_server_url,
+            hub_url=hub_url, auth_url=auth_url)
+        self._wallet = Wallet(private_key) if private_key is not None else None
+        self._alpha_wallet = (Wallet(alpha_private_key, role="alpha_private_key")
+                              if alpha_private_key is not None else self._wallet)
+        self.wallet_address: str | None = wallet_address or (
+            self._wallet.address if self._wallet else None)
+        self._email = email
+        self.__password = password
+        self.__twins_api_key = twins_api_key
+        self._auth_api_key = auth_api_key
+        self.max_retries = max_retries
+        self._http = HttpCore(timeout=timeout, transport=transport, async_transport=async_transport)
+        self._alpha: Alpha | None = None
+        self._model_hub: ModelHub | None = None
+
+    @property
+    def alpha(self) -> Alpha:
+        """On-chain ONNX inference (and workflows) on the Alpha chain."""
+        if self._alpha is None:
+            from opengradient.client.alpha import Alpha
+
+            self._alpha = Alpha(http=self._http, network=self.network, wallet=self._alpha_wallet,
+                                max_retries=self.max_retries)
+        return self._alpha
+
+    @property
+    def model_hub(self) -> ModelHub:
+        """Model repositories: create, version, upload, list."""
+        if self._model_hub is None:
+            from opengradient.client.model_hub import ModelHub
+
+            self._model_hub = ModelHub(self._http, hub_url=self.network.hub_url,
+                                       auth_url=self.network.auth_url, email=self._email,
+                                       password=self.__password, auth_api_key=self._auth_api_key)
+        return self._model_hub
+
+    @property
+    def address(self) -> str | None:
+        """Address of the LLM payment key."""
+        return self._wallet.address if self._wallet else None
+
+    @property
+    def alpha_address(self) -> str | None:
+        """Address that pays gas on the Alpha chain."""
+        return self._alpha_wallet.address if self._alpha_wallet else None
+
+    def close(self) -> None:
+        """Close the client's connections (sync pool)."""
+        self._http.close()
+
+    async def aclose(self) -> None:
+        """Close the client's connections (sync and async pools)."""
+        await self._http.aclose()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (f"Client(network={self.network.name!r}, address={self.address}, "
+                f"alpha_address={self.alpha_address})")
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Client cannot be pickled: it holds private keys")

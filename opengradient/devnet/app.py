@@ -1,0 +1,93 @@
+"""The devnet's HTTP surface: one ASGI app serving every service under one base URL.
+
+Routes: `POST /rpc/alpha` and `POST /rpc/payments` (Ethereum JSON-RPC), `/api/v0/…` (Model Hub),
+`/auth/v1/…` (sign-in), `GET /artela-network/artela-rollkit/inference/tx/{id}` (inference
+results), `GET /` (what is running). The same app is served by uvicorn over HTTP and reached
+in-process through `ASGIBridge`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from opengradient.devnet.chain import DevChain
+    from opengradient.devnet.hub import HubService
+    from opengradient.devnet.inference import InferencePrecompile
+
+log = logging.getLogger("opengradient.devnet")
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status)
+
+
+def _rpc_endpoint(chain: DevChain) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        result = await run_in_threadpool(chain.rpc_bytes, body)
+        return Response(result, media_type="application/json")
+
+    return endpoint
+
+
+class AccessLog:
+    """Pure-ASGI access log (keeps streaming responses streaming, unlike BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            log.info("%s %s -> %d (%.1f ms)", scope["method"], scope["path"], status,
+                     (time.perf_counter() - started) * 1000)
+
+
+def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
+              precompile: InferencePrecompile, info: Callable[[], dict[str, Any]]) -> ASGIApp:
+    """Compose the devnet's services into one app."""
+
+    async def inference_result(request: Request) -> Response:
+        document = precompile.result(request.path_params["inference_id"])
+        if document is None:
+            return _error(404, f"no inference with id {request.path_params['inference_id']}",
+                          "not_found")
+        return JSONResponse(document)
+
+    async def index(request: Request) -> Response:
+        return JSONResponse(info())
+
+    app = Starlette(routes=[
+        Route("/", index, methods=["GET"]),
+        Route("/rpc/alpha", _rpc_endpoint(alpha), methods=["POST"]),
+        Route("/rpc/payments", _rpc_endpoint(payments), methods=["POST"]),
+        Route("/artela-network/artela-rollkit/inference/tx/{inference_id}", inference_result,
+              methods=["GET"]),
+        Mount("/api/v0", hub.hub_app()),
+        Mount("/auth/v1", hub.auth_app()),
+    ])
+    return AccessLog(app)

@@ -1,0 +1,177 @@
+"""`Devnet`: the whole network on this machine — chains, contracts, precompile, Model Hub."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from opengradient.client.client import Client
+from opengradient.devnet.app import build_app
+from opengradient.devnet.chain import DevChain
+from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore
+from opengradient.devnet.inference import InferencePrecompile
+from opengradient.devnet.keys import DevAccount, dev_accounts
+from opengradient.devnet.models import SHIPPED_MODELS
+from opengradient.devnet.transport import ASGIBridge
+from opengradient.networks import (
+    DEVNET_ALPHA_CHAIN_ID,
+    DEVNET_PAYMENTS_CHAIN_ID,
+    INFERENCE_CONTRACT_ADDRESS,
+    INFERENCE_PRECOMPILE_ADDRESS,
+    Network,
+    devnet_network,
+)
+
+log = logging.getLogger("opengradient.devnet")
+
+#: Host name of the in-process devnet; requests to it never leave the process.
+IN_PROCESS_URL = "http://devnet.local"
+_ARTIFACTS = Path(__file__).resolve().parent / "contracts" / "artifacts"
+_FUNDING_WEI = 10_000 * 10**18
+_ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+@dataclass(frozen=True)
+class DevnetModel:
+    """A model the devnet published at start: its hub name, CID and an input it runs on."""
+
+    name: str
+    cid: str
+    description: str
+    example_input: dict[str, Any]
+
+
+def runtime_code(contract_name: str) -> bytes:
+    """Deployed bytecode of a compiled contract from the committed artifacts."""
+    artifact = json.loads((_ARTIFACTS / f"{contract_name}.json").read_text())
+    return bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
+
+
+class Devnet:
+    """A running devnet. Use `start()`; close it (or use `with`) to stop it."""
+
+    def __init__(self, *, http: bool = False, host: str = "127.0.0.1", port: int = 0,
+                 data_dir: Path | str | None = None, deferred_results: bool = False,
+                 accounts: int = 10) -> None:
+        started = time.perf_counter()
+        self.accounts: list[DevAccount] = dev_accounts(accounts)
+        funded = {a.address: _FUNDING_WEI for a in self.accounts}
+        self._tmp = tempfile.TemporaryDirectory(prefix="og-devnet-") if data_dir is None else None
+        self.data_dir = Path(self._tmp.name if self._tmp else data_dir)  # type: ignore[arg-type]
+        self.store = ModelStore(self.data_dir / "models")
+        self.hub = HubService(self.store)
+        self.precompile = InferencePrecompile(self.store, deferred_results=deferred_results)
+        self.alpha_chain = DevChain(
+            DEVNET_ALPHA_CHAIN_ID, name="alpha", funded=funded,
+            code={INFERENCE_CONTRACT_ADDRESS: runtime_code("OGInference")},
+            precompiles={INFERENCE_PRECOMPILE_ADDRESS: self.precompile})
+        self.payments_chain = DevChain(DEVNET_PAYMENTS_CHAIN_ID, name="payments", funded=funded,
+                                       code={})
+        self.models: list[DevnetModel] = [
+            DevnetModel(m.name, self.hub.publish(m.name, m.path, description=m.description),
+                        m.description, m.example_input)
+            for m in SHIPPED_MODELS
+        ]
+        self.app = build_app(alpha=self.alpha_chain, payments=self.payments_chain, hub=self.hub,
+                             precompile=self.precompile, info=self.info)
+        self._bridge = ASGIBridge(self.app)
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self.url = self._serve(host, port) if http else IN_PROCESS_URL
+        self.network: Network = devnet_network(self.url, opg_token=_ZERO_ADDRESS)
+        self.client = self.new_client()
+        self.startup_seconds = time.perf_counter() - started
+        log.info("devnet ready at %s in %.2f s", self.url, self.startup_seconds)
+
+    @property
+    def in_process(self) -> bool:
+        """True when the devnet is reached through transports rather than sockets."""
+        return self._server is None
+
+    def new_client(self, private_key: str | None = None, **kwargs: Any) -> Client:
+        """A client for this devnet (dev account 0 and the dev hub user unless told otherwise)."""
+        kwargs.setdefault("email", DEV_EMAIL)
+        kwargs.setdefault("password", DEV_PASSWORD)
+        if self.in_process:
+            kwargs.setdefault("transport", self._bridge.transport)
+            kwargs.setdefault("async_transport", self._bridge.async_transport)
+        return Client(private_key or self.accounts[0].private_key, network=self.network, **kwargs)
+
+    def model(self, name: str) -> DevnetModel:
+        """A shipped model by name."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(f"no devnet model {name!r}; shipped: {', '.join(m.name for m in self.models)}")
+
+    def info(self) -> dict[str, Any]:
+        """What is running, for `GET /` and `opengradient devnet up`."""
+        return {
+            "url": self.url,
+            "alpha": {"rpc_url": self.network.rpc_url, "chain_id": DEVNET_ALPHA_CHAIN_ID,
+                      "inference_contract": INFERENCE_CONTRACT_ADDRESS,
+                      "inference_precompile": INFERENCE_PRECOMPILE_ADDRESS},
+            "payments": {"rpc_url": self.network.payments.rpc_url,
+                         "chain_id": DEVNET_PAYMENTS_CHAIN_ID},
+            "model_hub": {"url": self.network.hub_url, "email": DEV_EMAIL},
+            "models": [{"name": m.name, "cid": m.cid, "example_input": m.example_input}
+                       for m in self.models],
+            "accounts": [a.address for a in self.accounts],
+        }
+
+    def _serve(self, host: str, port: int) -> str:
+        import uvicorn
+
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning",
+                                access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="og-devnet-http", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the devnet could not listen on {host}:{port}")
+            time.sleep(0.005)
+        self._server, self._server_thread = server, thread
+        bound = server.servers[0].sockets[0].getsockname()
+        return f"http://{host}:{bound[1]}"
+
+    def close(self) -> None:
+        """Stop serving and free the data directory (if the devnet made it)."""
+        self.client.close()
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._server_thread is not None:
+                self._server_thread.join(timeout=5)
+            self._server = None
+        self._bridge.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Devnet:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Devnet(url={self.url!r}, models={[m.name for m in self.models]})"
+
+
+def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
+          data_dir: Path | str | None = None, deferred_results: bool = False) -> Devnet:
+    """Start a devnet: in-process by default, or served over HTTP on `host:port` with `http=True`.
+
+    `deferred_results=True` makes on-chain inference behave like asynchronous execution on the
+    public network: the event output is empty and the result is served by the inference API.
+    """
+    return Devnet(http=http, host=host, port=port, data_dir=data_dir,
+                  deferred_results=deferred_results)

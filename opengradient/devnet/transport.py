@@ -1,0 +1,169 @@
+"""Reach an ASGI app from sync and async httpx clients without a socket.
+
+The app runs on one private event-loop thread, so sync callers (which have no loop) and async
+callers (on any loop) talk to the same app instance, and responses stream chunk by chunk — an
+SSE stream arrives as it is produced, unlike `httpx.ASGITransport`, which buffers whole bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import httpx
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+T = TypeVar("T")
+_END = object()
+
+
+class _Exchange:
+    """One request's response as it is produced on the app's loop."""
+
+    def __init__(self) -> None:
+        self.head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = (
+            asyncio.get_running_loop().create_future())
+        self.chunks: asyncio.Queue[Any] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None  # keeps the app task referenced
+
+
+class ASGIBridge:
+    """Runs `app` on a daemon loop thread and offers httpx transports into it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="og-devnet-asgi",
+                                        daemon=True)
+        self._thread.start()
+        self.transport = _SyncTransport(self)
+        self.async_transport = _AsyncTransport(self)
+
+    def submit(self, coro: Awaitable[T]) -> Future[T]:
+        """Schedule a coroutine on the app's loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop the loop thread."""
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+    async def start_exchange(self, request: httpx.Request, body: bytes) -> _Exchange:
+        """Start the app on one request; the caller then reads head and chunks."""
+        exchange = _Exchange()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": request.url.scheme,
+            "path": request.url.path,
+            "raw_path": request.url.raw_path.split(b"?")[0],
+            "query_string": request.url.query,
+            "root_path": "",
+            "headers": [(k.lower(), v) for k, v in request.headers.raw],
+            "client": ("127.0.0.1", 0),
+            "server": (request.url.host, request.url.port or 80),
+        }
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.Event().wait()  # no disconnect: the client reads to the end
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                exchange.head.set_result((message["status"], list(message.get("headers", []))))
+            elif message["type"] == "http.response.body":
+                if message.get("body"):
+                    await exchange.chunks.put(bytes(message["body"]))
+                if not message.get("more_body", False):
+                    await exchange.chunks.put(_END)
+
+        async def run() -> None:
+            try:
+                await self.app(scope, receive, send)
+            except Exception as exc:  # surface app crashes to the caller instead of hanging
+                if not exchange.head.done():
+                    exchange.head.set_exception(exc)
+                else:
+                    await exchange.chunks.put(exc)
+            else:
+                if not exchange.head.done():
+                    exchange.head.set_exception(RuntimeError("ASGI app sent no response"))
+            await exchange.chunks.put(_END)
+
+        exchange.task = asyncio.get_running_loop().create_task(run())
+        return exchange
+
+
+def _chunk_or_raise(item: Any) -> bytes | None:
+    if item is _END:
+        return None
+    if isinstance(item, BaseException):
+        raise httpx.ReadError(f"devnet app failed mid-response: {item}") from item
+    return bytes(item)
+
+
+class _SyncStream(httpx.SyncByteStream):
+    def __init__(self, bridge: ASGIBridge, exchange: _Exchange) -> None:
+        self._bridge, self._exchange = bridge, exchange
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            chunk = _chunk_or_raise(self._bridge.submit(self._exchange.chunks.get()).result())
+            if chunk is None:
+                return
+            yield chunk
+
+
+class _AsyncStream(httpx.AsyncByteStream):
+    def __init__(self, bridge: ASGIBridge, exchange: _Exchange) -> None:
+        self._bridge, self._exchange = bridge, exchange
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            item = await asyncio.wrap_future(self._bridge.submit(self._exchange.chunks.get()))
+            chunk = _chunk_or_raise(item)
+            if chunk is None:
+                return
+            yield chunk
+
+
+async def _head(exchange: _Exchange) -> tuple[int, list[tuple[bytes, bytes]]]:
+    return await exchange.head
+
+
+class _SyncTransport(httpx.BaseTransport):
+    def __init__(self, bridge: ASGIBridge) -> None:
+        self._bridge = bridge
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        exchange = self._bridge.submit(self._bridge.start_exchange(request, body)).result()
+        status, headers = self._bridge.submit(_head(exchange)).result()
+        return httpx.Response(status, headers=headers, stream=_SyncStream(self._bridge, exchange))
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    def __init__(self, bridge: ASGIBridge) -> None:
+        self._bridge = bridge
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        exchange = await asyncio.wrap_future(
+            self._bridge.submit(self._bridge.start_exchange(request, body)))
+        status, headers = await asyncio.wrap_future(self._bridge.submit(_head(exchange)))
+        return httpx.Response(status, headers=headers, stream=_AsyncStream(self._bridge, exchange))

@@ -1,0 +1,100 @@
+"""One error hierarchy for everything the SDK raises.
+
+Every error says what happened and, where there is one, what to do about it. Callers can catch
+`OpenGradientError` for everything, or a subclass for one kind of failure. Errors that describe
+bad input also subclass `ValueError`, so code written against plain Python conventions still works.
+Messages never contain private keys, passwords or payment signatures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OpenGradientError(Exception):
+    """Base class of every error raised by the SDK."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class ConfigurationError(OpenGradientError, ValueError):
+    """The client was built with missing or invalid settings (a key, a URL, credentials)."""
+
+
+class InvalidInputError(OpenGradientError, ValueError):
+    """Input was rejected before anything was sent or paid for."""
+
+
+class NetworkError(OpenGradientError):
+    """A service could not be reached, or the connection broke."""
+
+
+class RequestTimeoutError(NetworkError):
+    """A service did not answer in time."""
+
+
+class HTTPStatusError(OpenGradientError):
+    """A service answered with an error status; `message` is the server's own explanation."""
+
+    def __init__(self, message: str, *, status_code: int, url: str, body: Any = None,
+                 hint: str | None = None) -> None:
+        self.status_code = status_code
+        self.url = url
+        self.body = body
+        super().__init__(f"HTTP {status_code} from {url}: {message}", hint=hint)
+
+
+class AuthenticationError(HTTPStatusError):
+    """The service refused the credentials (wrong email/password, expired token)."""
+
+
+class NotFoundError(HTTPStatusError):
+    """The requested resource (model, version, file, inference) does not exist."""
+
+
+class ConflictError(HTTPStatusError):
+    """The resource already exists (for example a model name that is taken)."""
+
+
+class RateLimitError(HTTPStatusError):
+    """The service asked us to slow down."""
+
+
+class RPCError(OpenGradientError):
+    """A JSON-RPC node answered with an error that is not a contract revert."""
+
+    def __init__(self, message: str, *, code: int | None = None, data: Any = None) -> None:
+        self.code = code
+        self.data = data
+        super().__init__(message)
+
+
+class ContractRevertError(OpenGradientError):
+    """A contract call or transaction reverted; `reason` is the decoded revert reason."""
+
+    def __init__(self, reason: str, *, data: str | None = None,
+                 transaction_hash: str | None = None) -> None:
+        self.reason = reason
+        self.data = data
+        self.transaction_hash = transaction_hash
+        where = f" in transaction {transaction_hash}" if transaction_hash else ""
+        super().__init__(f"execution reverted{where}: {reason}")
+
+
+class ModelNotFoundError(ContractRevertError):
+    """The inference network does not know the model CID."""
+
+
+class InferenceError(OpenGradientError):
+    """An inference ran but its result could not be obtained or understood."""
+
+
+class TransactionError(OpenGradientError):
+    """A transaction could not be sent or was not mined."""
+
+
+class VerificationError(OpenGradientError):
+    """A proof, signature or attestation did not check out; `message` says which check failed."""

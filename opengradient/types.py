@@ -1,0 +1,183 @@
+"""Enums and result types of the public API (names and values as in SDK 0.7.4).
+
+Results are plain dataclasses: cheap to import, easy to print, and typed for editors and mypy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from opengradient.proof import Proof
+
+
+class InferenceMode(IntEnum):
+    """How the Alpha chain runs an ONNX model; the value is the `uint8` sent on chain."""
+
+    VANILLA = 0
+    ZKML = 1
+    TEE = 2
+
+
+class LlmInferenceMode(IntEnum):
+    """Execution mode of the legacy LLM API (`llm_chat`/`llm_completion`)."""
+
+    VANILLA = 0
+    TEE = 1
+
+
+class TEE_LLM(StrEnum):  # noqa: N801 - the public name of 0.7.4
+    """LLMs served through the TEE gateway; the value is the `provider/model` name sent on the wire."""
+
+    CLAUDE_3_5_HAIKU = "anthropic/claude-3.5-haiku"
+    CLAUDE_3_7_SONNET = "anthropic/claude-3.7-sonnet"
+    CLAUDE_4_0_SONNET = "anthropic/claude-4.0-sonnet"
+    GEMINI_2_0_FLASH = "google/gemini-2.0-flash"
+    GEMINI_2_5_FLASH = "google/gemini-2.5-flash"
+    GEMINI_2_5_FLASH_LITE = "google/gemini-2.5-flash-lite"
+    GEMINI_2_5_PRO = "google/gemini-2.5-pro"
+    GPT_4O = "openai/gpt-4o"
+    GPT_4_1_2025_04_14 = "openai/gpt-4.1-2025-04-14"
+    GROK_2_1212 = "x-ai/grok-2-1212"
+    GROK_2_VISION_LATEST = "x-ai/grok-2-vision-latest"
+    GROK_3_BETA = "x-ai/grok-3-beta"
+    GROK_3_MINI_BETA = "x-ai/grok-3-mini-beta"
+    GROK_4_1_FAST = "x-ai/grok-4-1-fast"
+    GROK_4_1_FAST_NON_REASONING = "x-ai/grok-4-1-fast-non-reasoning"
+    O4_MINI = "openai/o4-mini"
+
+
+class LLM(StrEnum):
+    """Open models of the legacy API that the network runs itself (`og.LLM`)."""
+
+    META_LLAMA_3_8B_INSTRUCT = "meta-llama/Meta-Llama-3-8B-Instruct"
+    LLAMA_3_2_3B_INSTRUCT = "meta-llama/Llama-3.2-3B-Instruct"
+    QWEN_2_5_72B_INSTRUCT = "Qwen/Qwen2.5-72B-Instruct"
+    MISTRAL_7B_INSTRUCT_V3 = "mistralai/Mistral-7B-Instruct-v0.3"
+
+
+class x402SettlementMode(StrEnum):  # noqa: N801 - the public name of 0.7.4
+    """How much of an LLM request is recorded on chain when its payment settles.
+
+    The value is what the 0.7.4 client sends in `X-SETTLEMENT-TYPE`; servers also accept the
+    later spellings (`private`, `individual`, `batch`).
+    """
+
+    SETTLE = "settle"
+    SETTLE_METADATA = "settle-metadata"
+    SETTLE_BATCH = "settle-batch"
+    SETTLE_INDIVIDUAL = "settle"
+    SETTLE_INDIVIDUAL_WITH_METADATA = "settle-metadata"
+
+
+class CandleType(IntEnum):
+    """Which value of a price candle a workflow feeds to its model."""
+
+    HIGH = 0
+    LOW = 1
+    OPEN = 2
+    CLOSE = 3
+    VOLUME = 4
+
+
+class CandleOrder(IntEnum):
+    """Order of candles in a workflow's input tensor."""
+
+    ASCENDING = 0
+    DESCENDING = 1
+
+
+@dataclass(frozen=True)
+class HistoricalInputQuery:
+    """The price history a workflow reads from the on-chain oracle before each run."""
+
+    base: str
+    quote: str
+    total_candles: int
+    candle_duration_in_mins: int
+    order: CandleOrder
+    candle_types: list[CandleType]
+
+    def to_abi(self) -> tuple[str, str, int, int, int, list[int]]:
+        """The tuple the workflow contract's constructor takes."""
+        return (self.base, self.quote, self.total_candles, self.candle_duration_in_mins,
+                int(self.order), [int(t) for t in self.candle_types])
+
+
+@dataclass(frozen=True)
+class SchedulerParams:
+    """Run a workflow every `frequency` seconds for `duration_hours` hours."""
+
+    frequency: int
+    duration_hours: int
+
+    @property
+    def end_time(self) -> int:
+        """Unix time after which the scheduler stops calling the workflow."""
+        return int(time.time()) + self.duration_hours * 3600
+
+    @staticmethod
+    def from_dict(data: dict[str, int] | None) -> SchedulerParams | None:
+        """Accept the `{"frequency": …, "duration_hours": …}` dicts older code passes."""
+        if data is None:
+            return None
+        return SchedulerParams(frequency=int(data.get("frequency", 600)),
+                               duration_hours=int(data.get("duration_hours", 2)))
+
+
+@dataclass
+class ModelOutput:
+    """A model's raw on-chain output, decoded: tensors by name plus JSON scalars."""
+
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)
+    strings: dict[str, np.ndarray] = field(default_factory=dict)
+    jsons: dict[str, Any] = field(default_factory=dict)
+    is_simulation_result: bool = False
+
+
+@dataclass
+class InferenceResult:
+    """The result of `alpha.infer`: the transaction, the output tensors by name, and its proof."""
+
+    transaction_hash: str
+    model_output: dict[str, np.ndarray]
+    proof: Proof | None = None
+
+
+@dataclass(frozen=True)
+class ModelRepository:
+    """A Model Hub repository and the version created with it."""
+
+    name: str
+    initialVersion: str  # noqa: N815 - the public name of 0.7.4
+
+
+@dataclass(frozen=True)
+class FileUploadResult:
+    """An uploaded model file; `modelCid` is what `alpha.infer(model_cid=…)` runs."""
+
+    modelCid: str  # noqa: N815 - the public name of 0.7.4
+    size: int
+
+
+class ModelVersion(TypedDict):
+    """A Model Hub version as the hub returns it; a dict so 0.7.4 code doing
+    `result["versionString"]` keeps working."""
+
+    versionString: str  # noqa: N815 - the wire name
+    notes: str
+    is_major: bool
+
+
+class ModelFileInfo(TypedDict):
+    """One file of a Model Hub version, as `list_files` returns it (the hub's own keys)."""
+
+    name: str
+    size: int
+    ipfsCid: str  # noqa: N815 - the wire name
+    createdAt: str  # noqa: N815 - the wire name
