@@ -82,7 +82,7 @@ JsonScalar = tuple[str, str]
 _NUMBER_HINT = "use int, float, bool, decimal.Decimal, fractions.Fraction or a numpy number"
 
 
-class _Bad(Exception):
+class _BadValueError(Exception):
     """A value cannot become a fixed-point number; the caller adds where it was found."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -109,35 +109,36 @@ def _from_digits(negative: bool, digits: str, exponent: int, text: str) -> Numbe
     stripped = stripped.lstrip("0")
     if exponent >= 0:
         if len(stripped) + exponent > _INT128_DIGITS:
-            raise _Bad(
-                f"{text} is too large for the chain's int128 fixed-point numbers "
-                "(the magnitude must stay below 2**127, about 1.7e38)",
-                "rescale the values, for example divide them by a power of ten",
-            )
+            raise _too_large(text)
         value = int(stripped) * 10**exponent if exponent else int(stripped)
         decimals = 0
     else:
-        if len(stripped) > _INT128_DIGITS:
-            raise _Bad(
-                f"{text} has {len(stripped)} significant digits, more than the chain's int128 "
-                "fixed-point numbers can hold (at most 38)",
-                "round it to fewer digits, e.g. with decimal.Decimal.quantize or float",
-            )
-        value = int(stripped)
+        value = int(stripped) if len(stripped) <= _INT128_DIGITS else INT128_MAX + 1
         decimals = -exponent
         if decimals > INT128_MAX:
-            raise _Bad(
+            raise _BadValueError(
                 f"{text} needs {decimals} decimals, beyond the int128 range of the chain",
                 "round it to fewer decimal places",
             )
     if negative:
         value = -value
     if not INT128_MIN <= value <= INT128_MAX:
-        raise _Bad(
-            f"{text} does not fit the chain's int128 fixed-point numbers",
-            "rescale the values or round them to fewer significant digits",
+        if decimals == 0:
+            raise _too_large(text)
+        raise _BadValueError(
+            f"{text} has {len(stripped)} significant digits, more than the chain's int128 "
+            "fixed-point numbers can hold (at most 38)",
+            "round it to fewer digits, e.g. with decimal.Decimal.quantize or float",
         )
     return (value, decimals)
+
+
+def _too_large(text: str) -> _BadValueError:
+    return _BadValueError(
+        f"{text} is too large for the chain's int128 fixed-point numbers "
+        "(the magnitude must stay below 2**127, about 1.7e38)",
+        "rescale the values, for example divide them by a power of ten",
+    )
 
 
 def _from_text(text: str) -> Number:
@@ -153,7 +154,7 @@ def _from_text(text: str) -> Number:
 
 def _check_int(x: int) -> Number:
     if not INT128_MIN <= x <= INT128_MAX:
-        raise _Bad(
+        raise _BadValueError(
             f"integer {x} is outside the chain's int128 range [-2**127, 2**127 - 1]",
             "rescale the values before sending",
         )
@@ -162,11 +163,11 @@ def _check_int(x: int) -> Number:
 
 def _non_finite(x: float) -> NoReturn:
     if math.isnan(x):
-        raise _Bad(
+        raise _BadValueError(
             "NaN cannot be stored on chain",
             "replace or drop NaN values before sending, e.g. with numpy.nan_to_num",
         )
-    raise _Bad(
+    raise _BadValueError(
         f"{'-' if x < 0 else ''}infinity cannot be stored on chain",
         "clip the values to a finite range before sending",
     )
@@ -196,7 +197,7 @@ def _from_fraction(x: Fraction) -> Number:
         den //= 5
         fives += 1
     if den != 1:
-        raise _Bad(
+        raise _BadValueError(
             f"Fraction {x} has no finite decimal expansion",
             "convert it with float() or round it to a decimal.Decimal first",
         )
@@ -207,7 +208,7 @@ def _from_fraction(x: Fraction) -> Number:
         decimals -= 1
     _check_int(value)
     if decimals > INT128_MAX:  # pragma: no cover - would need a denominator of 2**(2**127)
-        raise _Bad(f"Fraction {x} needs too many decimals for the chain")
+        raise _BadValueError(f"Fraction {x} needs too many decimals for the chain")
     return (value, decimals)
 
 
@@ -225,11 +226,11 @@ def _from_numpy(x: Any, np: Any) -> Number:
         return _from_text(np.format_float_scientific(x, unique=True))
     if isinstance(x, np.ndarray) and x.ndim == 0:
         return _number(x[()])
-    raise _Bad(f"unsupported value of type {type(x).__name__!r}", _NUMBER_HINT)
+    raise _BadValueError(f"unsupported value of type {type(x).__name__!r}", _NUMBER_HINT)
 
 
 def _number(x: Any) -> Number:
-    """Convert one scalar to ``(value, decimals)``, raising `_Bad` for anything unusable."""
+    """Convert one scalar to ``(value, decimals)``, raising `_BadValueError` for anything unusable."""
     t = type(x)
     if t is float:
         return _from_float(x)
@@ -250,7 +251,7 @@ def _number(x: Any) -> Number:
         return _from_decimal(x)
     if isinstance(x, Fraction):
         return _from_fraction(x)
-    raise _Bad(f"unsupported value of type {type(x).__name__!r}", _NUMBER_HINT)
+    raise _BadValueError(f"unsupported value of type {type(x).__name__!r}", _NUMBER_HINT)
 
 
 def to_fixed_point(x: Any) -> tuple[int, int]:
@@ -264,7 +265,7 @@ def to_fixed_point(x: Any) -> tuple[int, int]:
     """
     try:
         return _number(x)
-    except _Bad as exc:
+    except _BadValueError as exc:
         raise InvalidInputError(f"cannot convert {_short_repr(x)}: {exc.message}",
                                 hint=exc.hint) from None
 
@@ -334,7 +335,7 @@ def _position(flat_index: int, shape: Sequence[int]) -> str:
     return " at [" + ", ".join(str(i) for i in reversed(index)) + "]"
 
 
-def _fail_at(name: str, flat_index: int, shape: Sequence[int], exc: _Bad) -> NoReturn:
+def _fail_at(name: str, flat_index: int, shape: Sequence[int], exc: _BadValueError) -> NoReturn:
     raise InvalidInputError(
         f"tensor {name!r}{_position(flat_index, shape)}: {exc.message}", hint=exc.hint
     ) from None
@@ -344,11 +345,11 @@ def _convert_all(name: str, items: list[Any], shape: Sequence[int], convert: Any
     """Convert every item; on failure, report the first bad item with its position."""
     try:
         return [convert(x) for x in items]
-    except _Bad:
+    except _BadValueError:
         for i, x in enumerate(items):
             try:
                 convert(x)
-            except _Bad as exc:
+            except _BadValueError as exc:
                 _fail_at(name, i, shape, exc)
         raise  # pragma: no cover - a converter that fails only once
 
@@ -375,7 +376,7 @@ def _numeric_array(name: str, arr: Any, np: Any) -> list[Number]:
         i = int(np.argmax(bad))
         try:
             _non_finite(float(flat[i]))
-        except _Bad as exc:
+        except _BadValueError as exc:
             _fail_at(name, i, arr.shape, exc)
     if arr.dtype == np.float64:
         texts = [float.__repr__(v) for v in flat.tolist()]
@@ -499,7 +500,7 @@ def _encode_tensor(name: str, value: Any) -> tuple[str, list[int], list[Any]]:
         return _from_array(name, numpy.asarray(value), numpy)
     try:
         return "n", [], [_number(value)]
-    except _Bad as exc:
+    except _BadValueError as exc:
         _fail_at(name, 0, [], exc)
 
 
@@ -541,7 +542,7 @@ def encode_model_input(model_input: Mapping[str, Any]) -> tuple[list[NumberTenso
     names = _check_names(model_input.keys(), "tensor")
     numbers: list[NumberTensor] = []
     strings: list[StringTensor] = []
-    for name, value in zip(names, model_input.values()):
+    for name, value in zip(names, model_input.values(), strict=True):
         kind, shape, values = _encode_tensor(name, value)
         if kind == "n":
             numbers.append((name, values, shape))
@@ -567,7 +568,7 @@ def encode_model_output(
     numbers: list[NumberTensor] = []
     strings: list[StringTensor] = []
     json_entries: list[JsonScalar] = []
-    for name, value in zip(names, tensors.values()):
+    for name, value in zip(names, tensors.values(), strict=True):
         kind, shape, values = _encode_tensor(name, value)
         if kind == "n":
             numbers.append((name, values, shape))
@@ -577,7 +578,7 @@ def encode_model_output(
                 json_entries.append((f"{name}.shape", json.dumps(shape, separators=(",", ":"))))
     if jsons is not None:
         _require_mapping(jsons, "jsons")
-        for name, value in zip(_check_names(jsons.keys(), "json"), jsons.values()):
+        for name, value in zip(_check_names(jsons.keys(), "json"), jsons.values(), strict=True):
             try:
                 text = json.dumps(value, allow_nan=False)
             except (TypeError, ValueError) as exc:
@@ -666,7 +667,7 @@ def _floats(vs: list[int], ds: list[int], np: Any) -> Any:
         v = np.array(vs, dtype=np.int64)
         d = np.array(ds, dtype=np.int64)
     except OverflowError:
-        return np.array([_pair_to_float(a, b) for a, b in zip(vs, ds)], dtype=np.float64)
+        return np.array([_pair_to_float(a, b) for a, b in zip(vs, ds, strict=True)], dtype=np.float64)
     v = v.reshape(n)
     d = d.reshape(n)
     fast = ((v >= -_EXACT_INT_BOUND) & (v <= _EXACT_INT_BOUND)
@@ -684,7 +685,7 @@ def _decimals_array(vs: list[int], ds: list[int], name: str, err: type[OpenGradi
                     np: Any) -> Any:
     out = np.empty(len(vs), dtype=object)
     try:
-        out[:] = [Decimal(f"{v}E{-d}") for v, d in zip(vs, ds)]
+        out[:] = [Decimal(f"{v}E{-d}") for v, d in zip(vs, ds, strict=True)]
     except (InvalidOperation, OverflowError, ValueError):
         raise err(f"tensor {name!r} has a decimals value beyond what decimal.Decimal supports") \
             from None

@@ -104,8 +104,8 @@ class PrecompileResult:
     gas: int = 0
 
 
-class PrecompileRevert(Exception):
-    """Raised by a precompile to revert; the chain ABI-encodes Error(string) so callers see a readable reason."""
+class PrecompileRevert(Exception):  # noqa: N818 (the name is the public interface)
+    """Raised by a precompile to revert; the chain ABI-encodes Error(string) so callers see the reason."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -213,13 +213,13 @@ def _build_vm_class(
     name: str, precompiles: Mapping[bytes, Callable[[ComputationAPI], ComputationAPI]]
 ) -> type[PragueVM]:
     """A VM class whose computations know this chain's extra precompiles (one set per chain)."""
-    all_precompiles = {**PragueComputation.get_precompiles(), **precompiles}
+    all_precompiles: dict[Any, Any] = {**PragueComputation.get_precompiles(), **precompiles}
     computation_cls = type(f"{name}Computation", (PragueComputation,), {"_precompiles": all_precompiles})
     state_cls = type(f"{name}State", (PragueState,), {"computation_class": computation_cls})
     return type(f"{name}VM", (_DevPragueVM,), {"_state_class": state_cls})
 
 
-class DevBackend(PyEVMBackend):  # type: ignore[misc]
+class DevBackend(PyEVMBackend):
     """eth-tester's backend plus what the devnet needs from it.
 
     Simulations keep the computation (so the raw revert data survives), run against the pending
@@ -278,7 +278,7 @@ class DevBackend(PyEVMBackend):  # type: ignore[misc]
         else:
             prio = max_priority_fee if max_priority_fee is not None else 0
             if max_fee is None:
-                max_fee = prio + 2 * (header.base_fee_per_gas if priced else 0)
+                max_fee = prio + 2 * (base_fee if priced else 0)
             unsigned = builder.new_unsigned_dynamic_fee_transaction(
                 chain_id=chain.chain_id, nonce=nonce, max_priority_fee_per_gas=prio,
                 max_fee_per_gas=max_fee, gas=gas_limit, to=to, value=value, data=data,
@@ -706,7 +706,8 @@ class DevChain:
         if type_id >= 2:
             out["maxFeePerGas"] = _hq(tx.max_fee_per_gas)
             out["maxPriorityFeePerGas"] = _hq(tx.max_priority_fee_per_gas)
-            out["gasPrice"] = _hq(_effective_gas_price(tx, base_fee) if block is not None else tx.max_fee_per_gas)
+            mined = block is not None
+            out["gasPrice"] = _hq(_effective_gas_price(tx, base_fee) if mined else tx.max_fee_per_gas)
         else:
             out["gasPrice"] = _hq(tx.gas_price)
         if type_id >= 1:
@@ -950,7 +951,10 @@ class DevChain:
             access_list.append(
                 (
                     _parse_address(item.get("address"), "accessList address"),
-                    tuple(int.from_bytes(_parse_hash(k, "storageKey"), "big") for k in item.get("storageKeys") or []),
+                    tuple(
+                        int.from_bytes(_parse_hash(k, "storageKey"), "big")
+                        for k in item.get("storageKeys") or []
+                    ),
                 )
             )
         gas_limit = header.gas_limit if gas is None else gas
@@ -993,7 +997,9 @@ class DevChain:
         needed = max(gross, floor)
         if gross <= tx.intrinsic_gas:
             return _hq(needed)  # nothing executed (plain transfer): exact, like geth
-        margin = max(needed * GAS_ESTIMATE_MARGIN_NUM // GAS_ESTIMATE_MARGIN_DEN - needed, GAS_ESTIMATE_MIN_MARGIN)
+        margin = max(
+            needed * GAS_ESTIMATE_MARGIN_NUM // GAS_ESTIMATE_MARGIN_DEN - needed, GAS_ESTIMATE_MIN_MARGIN
+        )
         return _hq(min(needed + margin, gas_limit))
 
     def _eth_send_raw_transaction(self, params: list[Any]) -> str:
@@ -1178,7 +1184,10 @@ class DevChain:
                 entry_topics = entry["topics"]
                 if len(topics) > len(entry_topics) and any(t is not None for t in topics[len(entry_topics):]):
                     continue
-                if all(want is None or (i < len(entry_topics) and entry_topics[i] in want) for i, want in enumerate(topics)):
+                if all(
+                    want is None or (i < len(entry_topics) and entry_topics[i] in want)
+                    for i, want in enumerate(topics)
+                ):
                     out.append(entry)
         return out
 

@@ -127,21 +127,30 @@ class Devnet:
         }
 
     def _serve(self, host: str, port: int) -> str:
+        import socket
+
         import uvicorn
 
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="off")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"{host}:{port} is not available ({exc.strerror})") from exc
+        bound_port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="og-devnet-http", daemon=True)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                  name="og-devnet-http", daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the devnet could not listen on {host}:{port}")
+                raise RuntimeError(f"the devnet could not serve on {host}:{bound_port}")
             time.sleep(0.005)
         self._server, self._server_thread = server, thread
-        bound = server.servers[0].sockets[0].getsockname()
-        return f"http://{host}:{bound[1]}"
+        return f"http://{host}:{bound_port}"
 
     def close(self) -> None:
         """Stop serving and free the data directory (if the devnet made it)."""
