@@ -18,7 +18,7 @@ from opengradient.devnet.node import Devnet
 
 def _block_number(net: Devnet) -> int:
     return int(net.alpha_chain.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber",
-                                    "params": []})["result"], 16)  # type: ignore[index, call-overload]
+                                    "params": []})["result"], 16)  # type: ignore[call-overload]
 
 
 def _build_mlp(path: Path) -> None:
