@@ -277,6 +277,15 @@ def test_unreadable_file_fails_before_any_request(devnet: Devnet, tmp_path: Path
     assert devnet.recorder.calls == []
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_special_file_fails_before_any_request(devnet: Devnet, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        devnet.hub.upload(fifo, "m", "1.00")
+    assert devnet.recorder.calls == []
+
+
 @pytest.mark.parametrize("name", ["", "has space", "x" * 101, "a/b", "..", None])
 def test_bad_model_name_fails_before_any_request(devnet: Devnet, name: Any) -> None:
     with pytest.raises(InvalidInputError, match="model name"):

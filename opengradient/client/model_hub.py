@@ -186,11 +186,12 @@ class ModelHub:
 
     # ---- public API
 
-    def create_model(self, name: str, desc: str, version: str = "1.00") -> ModelRepository:
+    def create_model(self, name: str, desc: str | None, version: str = "1.00") -> ModelRepository:
         """Create a model and its first version; returns `ModelRepository(name, initialVersion)`."""
         return self._run(self._create_model(name, desc, version))
 
-    async def acreate_model(self, name: str, desc: str, version: str = "1.00") -> ModelRepository:
+    async def acreate_model(self, name: str, desc: str | None,
+                            version: str = "1.00") -> ModelRepository:
         """Async `create_model`."""
         return await self._arun(self._create_model(name, desc, version))
 
@@ -227,9 +228,10 @@ class ModelHub:
 
     # ---- operations, written once
 
-    def _create_model(self, name: str, desc: str, version: str) -> _Flow[ModelRepository]:
+    def _create_model(self, name: str, desc: str | None, version: str) -> _Flow[ModelRepository]:
         if problem := model_name_problem(name):
             raise InvalidInputError(problem)
+        desc = "" if desc is None else desc
         if not isinstance(desc, str):
             raise InvalidInputError(f"model description must be a string, not {type(desc).__name__}")
         _check_version(version)

@@ -78,6 +78,11 @@ _PANIC_REASONS = {
 }
 
 
+def _now() -> int:
+    """Wall-clock seconds; one seam so tests can freeze the chain's clock."""
+    return int(time.time())
+
+
 # --------------------------------------------------------------------------------------------
 # Precompile interface
 # --------------------------------------------------------------------------------------------
@@ -182,7 +187,8 @@ def _make_precompile(
             computation.consume_gas(gas, reason=f"precompile {label}")  # OutOfGas is a VMError
         if not msg.is_static:  # a STATICCALL cannot change state, so its logs are dropped
             for topics_int, data in entries:
-                computation.add_log_entry(msg.storage_address, topics_int, data)
+                # From the precompile's own address, even when reached by DELEGATECALL.
+                computation.add_log_entry(address, topics_int, data)
         computation.output = output
         return computation
 
@@ -252,7 +258,9 @@ class DevBackend(PyEVMBackend):
         """Run a call on ``header``'s state and throw the state away; returns (computation, tx).
 
         Without fees (or with zero fees) the base fee is zero for this run, as geth does for
-        eth_call, so unfunded senders can call views.
+        eth_call, so unfunded senders can call views. With fees and no gas given, gas is capped
+        at what the sender can pay for, as geth does, so estimates work for thinly funded keys.
+        The returned tx's ``gas`` is the limit the run had.
         """
         chain = self.chain
         priced = any(v for v in (gas_price, max_fee, max_priority_fee))
@@ -263,9 +271,17 @@ class DevBackend(PyEVMBackend):
         state = vm.state
         nonce = state.get_nonce(sender)
         gas_limit = header.gas_limit if gas is None else gas
+        legacy = gas_price is not None and max_fee is None and max_priority_fee is None
+        prio = max_priority_fee if max_priority_fee is not None else 0
+        if not legacy and max_fee is None:
+            max_fee = prio + 2 * (base_fee if priced else 0)
+        fee_cap = gas_price if legacy else max_fee
+        if gas is None and fee_cap:
+            affordable = max(state.get_balance(sender) - value, 0) // fee_cap
+            gas_limit = min(gas_limit, affordable)
         builder = vm.get_transaction_builder()
         unsigned: Any
-        if gas_price is not None and max_fee is None and max_priority_fee is None:
+        if legacy:
             if access_list:
                 unsigned = builder.new_unsigned_access_list_transaction(
                     chain_id=chain.chain_id, nonce=nonce, gas_price=gas_price, gas=gas_limit,
@@ -276,14 +292,16 @@ class DevBackend(PyEVMBackend):
                     nonce=nonce, gas_price=gas_price, gas=gas_limit, to=to, value=value, data=data
                 )
         else:
-            prio = max_priority_fee if max_priority_fee is not None else 0
-            if max_fee is None:
-                max_fee = prio + 2 * (base_fee if priced else 0)
             unsigned = builder.new_unsigned_dynamic_fee_transaction(
                 chain_id=chain.chain_id, nonce=nonce, max_priority_fee_per_gas=prio,
                 max_fee_per_gas=max_fee, gas=gas_limit, to=to, value=value, data=data,
                 access_list=access_list,
             )
+        intrinsic = unsigned.intrinsic_gas
+        if gas_limit < intrinsic:
+            if gas is None:
+                raise EthValidationError(f"gas required exceeds allowance ({gas_limit})")
+            raise EthValidationError(f"intrinsic gas too low: have {gas_limit}, want {intrinsic}")
         tx = SpoofTransaction(unsigned, from_=sender)
         snapshot = state.snapshot()
         try:
@@ -610,7 +628,7 @@ class DevChain:
     def _bump_pending(self) -> None:
         """Keep the pending block at wall-clock time (never behind its parent)."""
         parent_ts = self._head().timestamp
-        ts = max(int(time.time()), parent_ts)
+        ts = max(_now(), parent_ts)
         if self._chain.header.timestamp != ts:
             self._chain.header = self._chain.header.copy(timestamp=ts)
 
@@ -957,7 +975,6 @@ class DevChain:
                     ),
                 )
             )
-        gas_limit = header.gas_limit if gas is None else gas
         self._simulating = True
         try:
             computation, tx = self._backend.simulate(
@@ -967,7 +984,7 @@ class DevChain:
             raise RpcError(-32000, _validation_message(str(exc))) from None
         finally:
             self._simulating = False
-        return computation, tx, gas_limit
+        return computation, tx, int(tx.gas)
 
     @staticmethod
     def _raise_if_failed(computation: ComputationAPI, gas_limit: int) -> None:
@@ -1246,6 +1263,8 @@ class DevChain:
 def _validation_message(message: str) -> str:
     """py-evm's validation wording, nudged toward geth's where clients match on it."""
     lowered = message.lower()
+    if lowered.startswith(("insufficient funds", "intrinsic gas too low", "gas required exceeds")):
+        return message
     if "enough balance" in lowered or "cannot afford" in lowered or "insufficient funds" in lowered:
         return f"insufficient funds for gas * price + value: {message}"
     if "intrinsic gas" in lowered:

@@ -291,7 +291,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _logged(endpoint: Endpoint) -> Endpoint:
-    """Log each request (method, path, status, time) and turn hub/auth errors into answers.
+    """Log each request (method, path, status, time) and turn errors into JSON answers.
 
     Only the path is logged: no query string (it may carry an API key), headers or bodies.
     """
@@ -303,6 +303,10 @@ def _logged(endpoint: Endpoint) -> Endpoint:
             response = await endpoint(request)
         except (_HubError, _AuthError) as exc:
             response = exc.response()
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.url.path)
+            response = _HubError(500, "internal error of the devnet hub (see its log)",
+                                 "server_error").response()
         logger.info("%s %s -> %d (%.1f ms)", request.method, request.url.path,
                     response.status_code, (time.perf_counter() - started) * 1000)
         return response

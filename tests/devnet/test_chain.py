@@ -11,11 +11,12 @@ import httpx
 import pytest
 from eth_abi import decode as abi_decode
 from eth_account import Account
-from eth_utils import to_checksum_address
+from eth_utils import get_create_address, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
+import opengradient.devnet.chain as chain_module
 from opengradient.devnet.chain import (
     DevChain,
     PrecompileCall,
@@ -155,6 +156,27 @@ def test_chain_id_and_identity(chain: DevChain) -> None:
     assert rpc(chain, "eth_blockNumber") == "0x0"
 
 
+def test_chainid_opcode_matches(chain: DevChain) -> None:
+    target = "0x00000000000000000000000000000000000000c4"
+    chain.set_code(target, bytes.fromhex("4660005260206000f3"))  # mstore(0, chainid); return(0, 32)
+    assert int(rpc(chain, "eth_call", {"to": target}), 16) == CHAIN_ID
+
+
+def test_contract_deployment_by_raw_transaction(chain: DevChain) -> None:
+    a = dev_accounts()[0]
+    runtime = _forwarder(ECHO)
+    init = bytes.fromhex(f"60{len(runtime):02x}80600b6000396000f3") + runtime  # codecopy + return
+    tx = {"type": 2, "chainId": CHAIN_ID, "nonce": 0, "data": init, "gas": 200_000,
+          "maxFeePerGas": 50 * 10**9, "maxPriorityFeePerGas": 10**9}
+    raw = "0x" + Account.sign_transaction(tx, a.private_key).raw_transaction.hex()
+    receipt = rpc(chain, "eth_getTransactionReceipt", rpc(chain, "eth_sendRawTransaction", raw))
+    assert receipt["status"] == "0x1" and receipt["to"] is None
+    created = receipt["contractAddress"]
+    assert created == get_create_address(a.address, 0).lower()
+    assert rpc(chain, "eth_getCode", created, "latest") == "0x" + runtime.hex()
+    assert rpc(chain, "eth_call", {"to": created, "data": "0x0a0b"}) == "0x0b0a"
+
+
 def test_genesis_funds_code_and_storage(chain: DevChain) -> None:
     acct = dev_accounts()[4].address
     assert int(rpc(chain, "eth_getBalance", acct, "latest"), 16) == 10_000 * ETHER
@@ -258,6 +280,20 @@ def test_precompile_via_transaction_emits_log(chain: DevChain) -> None:
     assert logs == [entry]
     assert rpc(chain, "eth_getLogs", {"fromBlock": "0x0", "topics": [["0x" + "00" * 32]]}) == []
     assert rpc(chain, "eth_getLogs", {"blockHash": receipt["blockHash"], "topics": [None]}) == [entry]
+
+
+def test_precompile_called_by_a_contract_logs_from_its_own_address(chain: DevChain) -> None:
+    a = dev_accounts()[0]
+    relay = to_checksum_address("0x00000000000000000000000000000000000000c5")
+    chain.set_code(relay, _forwarder(CLOCK))
+    chain.set_code(FORWARDER, _forwarder(ECHO))
+    seen_calls.clear()
+    rpc(chain, "eth_sendRawTransaction", signed_raw(a.private_key, 0, relay))
+    assert seen_calls[-1].caller == relay and seen_calls[-1].origin == a.address
+    tx_hash = rpc(chain, "eth_sendRawTransaction", signed_raw(a.private_key, 1, FORWARDER, data=b"\x09"))
+    receipt = rpc(chain, "eth_getTransactionReceipt", tx_hash)
+    assert receipt["status"] == "0x1" and receipt["to"] == FORWARDER.lower()
+    assert [(entry["address"], entry["data"]) for entry in receipt["logs"]] == [(ECHO.lower(), "0x09")]
 
 
 def test_precompile_sees_caller_origin_time_and_static_flag(chain: DevChain) -> None:
@@ -405,14 +441,51 @@ def test_fee_endpoints_and_blocks(chain: DevChain) -> None:
     assert parent["number"] == "0x1" and int(latest["timestamp"], 16) >= int(parent["timestamp"], 16)
 
 
-def test_block_clock_follows_wall_clock(chain: DevChain) -> None:
-    import time
-
+def test_block_clock_follows_wall_clock(chain: DevChain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many blocks within one second share it: the chain clock never runs ahead of real time."""
     a = dev_accounts()[0]
-    for nonce in range(20):
+    frozen = int(rpc(chain, "eth_getBlockByNumber", "latest", False)["timestamp"], 16) + 100
+    monkeypatch.setattr(chain_module, "_now", lambda: frozen)
+    for nonce in range(30):
         rpc(chain, "eth_sendRawTransaction", signed_raw(a.private_key, nonce, SINK, gas=21_000))
-    head = int(rpc(chain, "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
-    assert head <= int(time.time()) + 1  # 20 blocks in well under 20 s must not push time ahead
+    stamps = {int(rpc(chain, "eth_getBlockByNumber", hex(n), False)["timestamp"], 16) for n in range(1, 31)}
+    assert stamps == {frozen}
+
+
+def test_calls_see_current_time_not_last_block_time(
+    chain: DevChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stale-timestamp trap: after idle time eth_call must run at 'now', not at the head's time."""
+    a = dev_accounts()[0]
+    rpc(chain, "eth_sendRawTransaction", signed_raw(a.private_key, 0, SINK, gas=21_000))
+    head_time = int(rpc(chain, "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+    later = head_time + 37
+    monkeypatch.setattr(chain_module, "_now", lambda: later)
+    seen_calls.clear()
+    assert int(rpc(chain, "eth_call", {"to": CLOCK}), 16) == later
+    assert int(rpc(chain, "eth_call", {"to": CLOCK}, "latest"), 16) == later
+    assert int(rpc(chain, "eth_call", {"to": CLOCK}, "pending"), 16) == later
+    assert int(rpc(chain, "eth_call", {"to": CLOCK}, "0x1"), 16) == head_time  # explicit block: its time
+    rpc(chain, "eth_estimateGas", {"to": CLOCK})
+    assert [c.timestamp for c in seen_calls] == [later, later, later, head_time, later]
+    rpc(chain, "eth_sendRawTransaction", signed_raw(a.private_key, 1, CLOCK))
+    assert int(rpc(chain, "eth_getBlockByNumber", "latest", False)["timestamp"], 16) == later
+    assert seen_calls[-1].timestamp == later
+
+
+def test_estimate_for_thinly_funded_sender(chain: DevChain) -> None:
+    """With a fee cap, gas is capped at what the sender can afford (geth's rule), not the block limit."""
+    user = Account.create()
+    chain.set_balance(user.address, 10**16)  # 0.01 ether: 200k gas at 50 gwei, not 30M
+    call = {"from": user.address, "to": ECHO, "data": "0x01", "maxFeePerGas": hex(50 * 10**9)}
+    estimate = int(rpc(chain, "eth_estimateGas", call), 16)
+    assert 21_000 < estimate < 40_000
+    chain.set_balance(user.address, 10**15)  # 20k gas: not even the intrinsic cost
+    err = rpc_error(chain, "eth_estimateGas", call)
+    assert err == {"code": -32000, "message": "gas required exceeds allowance (20000)"}
+    low = rpc_error(chain, "eth_call", {"to": ECHO, "gas": "0x5000"})
+    assert low["message"].startswith("intrinsic gas too low")
+    assert rpc(chain, "eth_call", {"from": user.address, "to": ECHO, "data": "0x0102"}) == "0x0201"
 
 
 def test_set_code_after_genesis(chain: DevChain) -> None:

@@ -203,6 +203,13 @@ async def test_sign_in_errors(client: httpx.AsyncClient, email: str, password: s
     assert response.json()["error"]["message"] == code
 
 
+async def test_v3_route_names_are_aliases(client: httpx.AsyncClient) -> None:
+    creds = {"email": "v3@example.com", "password": "pw-123456", "returnSecureToken": True}
+    assert (await client.post("/auth/v1/signupNewUser", json=creds)).status_code == 200
+    response = await client.post("/auth/v1/verifyPassword", json=creds)
+    assert response.status_code == 200 and response.json()["idToken"]
+
+
 async def test_sign_up_creates_a_user_once(client: httpx.AsyncClient) -> None:
     creds = {"email": "alice@example.com", "password": "s3cret-pw", "returnSecureToken": True}
     response = await client.post("/auth/v1/accounts:signUp", json=creds)
@@ -444,6 +451,22 @@ async def test_upload_keeps_only_the_base_name(client: httpx.AsyncClient, auth: 
     await client.post("/api/v0/models/", json={"name": "m", "description": ""}, headers=auth)
     response = await upload(client, auth, "m", "1.00", "../../etc/model.onnx", b"x")
     assert response.status_code == 201 and response.json()["name"] == "model.onnx"
+
+
+async def test_unexpected_failure_is_a_json_500(client: httpx.AsyncClient, auth: dict[str, str],
+                                                service: HubService,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    await client.post("/api/v0/models/", json={"name": "m", "description": ""}, headers=auth)
+
+    def broken(source: object) -> tuple[str, int]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(service.store, "put_stream", broken)
+    response = await upload(client, auth, "m", "1.00", "a.onnx", b"x")
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert "disk full" in caplog.text
 
 
 def test_publish_preloads_a_model(service: HubService, tmp_path: Path) -> None:
