@@ -98,3 +98,31 @@ class TransactionError(OpenGradientError):
 
 class VerificationError(OpenGradientError):
     """A proof, signature or attestation did not check out; `message` says which check failed."""
+
+
+class PaymentError(OpenGradientError):
+    """A paid request could not be paid for; `requirements` are the server's decoded offers."""
+
+    def __init__(self, message: str, *, requirements: Any = None, reason: str | None = None,
+                 hint: str | None = None) -> None:
+        self.requirements = requirements
+        self.reason = reason
+        super().__init__(message, hint=hint)
+
+
+class PaymentRequiredError(PaymentError):
+    """The server asks for a payment this client cannot make (no key, no matching offer)."""
+
+
+class PaymentDeclinedError(PaymentError):
+    """The server refused the payment that was sent; `reason` is its x402 error code."""
+
+
+class SpendCapExceededError(PaymentError):
+    """The price is above the client's per-request spend cap; nothing was signed."""
+
+    def __init__(self, message: str, *, amount: int, cap: int, requirements: Any = None) -> None:
+        self.amount = amount
+        self.cap = cap
+        super().__init__(message, requirements=requirements,
+                         hint="raise max_payment_per_request on the client if this price is expected")

@@ -181,3 +181,108 @@ class ModelFileInfo(TypedDict):
     size: int
     ipfsCid: str  # noqa: N815 - the wire name
     createdAt: str  # noqa: N815 - the wire name
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one LLM response."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @staticmethod
+    def from_dict(data: Any) -> Usage | None:
+        """Parse OpenAI's `usage` object; None when absent or malformed."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            prompt = int(data.get("prompt_tokens") or 0)
+            completion = int(data.get("completion_tokens") or 0)
+            total = int(data.get("total_tokens") or prompt + completion)
+        except (TypeError, ValueError):
+            return None
+        return Usage(prompt, completion, total)
+
+
+@dataclass
+class TextGenerationOutput:
+    """The result of an LLM chat or completion.
+
+    `chat_output` is the assistant message (`role`, `content`, `tool_calls`); `completion_output`
+    the text of a completion. `payment_hash` is the transaction that settled the x402 payment
+    (also in `transaction_hash`, for 0.7.4 code). `tee_verified` says the enclave signature
+    checked out against the trusted key; `proof` carries the evidence.
+    """
+
+    transaction_hash: str = ""
+    finish_reason: str | None = None
+    chat_output: dict[str, Any] | None = None
+    completion_output: str | None = None
+    payment_hash: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    id: str | None = None
+    amount_paid: int | None = None
+    tee_signature: str | None = None
+    tee_request_hash: str | None = None
+    tee_output_hash: str | None = None
+    tee_timestamp: int | None = None
+    tee_id: str | None = None
+    tee_verified: bool = False
+    proof: Proof | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call; pieces with the same `index` form one call."""
+
+    index: int
+    id: str | None = None
+    type: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+    @property
+    def function(self) -> dict[str, str | None]:
+        """OpenAI-style access: `delta.tool_calls[i].function["arguments"]`."""
+        return {"name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """What one chunk adds to the message."""
+
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamChoice:
+    """One choice of a chunk (the SDK always asks for one)."""
+
+    index: int = 0
+    delta: StreamDelta = field(default_factory=StreamDelta)
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """One streamed event. Every chunk has at least one choice, so `chunk.choices[0].delta` is
+    always safe; a usage-only chunk has an empty delta and `usage` set."""
+
+    choices: list[StreamChoice]
+    id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    is_final: bool = False
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """What `llm.ensure_opg_approval` found and did (amounts in OPG base units)."""
+
+    allowance_before: int
+    allowance_after: int
+    transaction_hash: str | None

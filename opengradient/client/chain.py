@@ -53,13 +53,24 @@ class HttpGetJson:
 
 
 @dataclass(frozen=True)
+class HttpSend:
+    """Send an HTTP request; the `httpx.Response` is sent back (body read unless `stream`)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: Any = None
+    stream: bool = False
+
+
+@dataclass(frozen=True)
 class Sleep:
     """Pause between polls."""
 
     seconds: float
 
 
-Step = Rpc | SendTx | HttpGetJson | Sleep
+Step = Rpc | SendTx | HttpGetJson | HttpSend | Sleep
 Flow = Generator[Step, Any, T]
 
 
@@ -160,6 +171,13 @@ class SyncDriver(_DriverBase):
                 raise_for_status(response)
                 return response.json()
             return self._retrying(get, retries)
+        if isinstance(step, HttpSend):
+            def send() -> Any:
+                request = self.http.sync.build_request(step.method, step.url, headers=step.headers,
+                                                       json=step.json)
+                with transport_errors(f"{step.method} {step.url}"):
+                    return self.http.sync.send(request, stream=step.stream)
+            return self._retrying(send, retries)
         time.sleep(step.seconds)
         return None
 
@@ -254,6 +272,13 @@ class AsyncDriver(_DriverBase):
                 raise_for_status(response)
                 return response.json()
             return await self._retrying(get, retries)
+        if isinstance(step, HttpSend):
+            async def send() -> Any:
+                request = self.http.async_.build_request(step.method, step.url, headers=step.headers,
+                                                         json=step.json)
+                with transport_errors(f"{step.method} {step.url}"):
+                    return await self.http.async_.send(request, stream=step.stream)
+            return await self._retrying(send, retries)
         await asyncio.sleep(step.seconds)
         return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_tester.backends.pyevm.main import PyEVMBackend
+from eth_typing import Address
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from eth_utils.exceptions import ValidationError as EthValidationError
 
@@ -58,6 +60,7 @@ GAS_ESTIMATE_MARGIN_DEN = 4
 GAS_ESTIMATE_MIN_MARGIN = 5_000  # absolute floor on the margin for cheap calls
 TX_BASE_GAS = 21_000
 MAX_LOG_TOPICS = 4
+MAX_JSON_DEPTH = 64  # JSON-RPC needs a handful of levels
 
 # Built-in precompile slots a custom precompile must not shadow (0x0100 is P256 on RIP-7212 chains).
 _RESERVED_PRECOMPILES = frozenset(
@@ -188,7 +191,7 @@ def _make_precompile(
         if not msg.is_static:  # a STATICCALL cannot change state, so its logs are dropped
             for topics_int, data in entries:
                 # From the precompile's own address, even when reached by DELEGATECALL.
-                computation.add_log_entry(address, topics_int, data)
+                computation.add_log_entry(Address(address), topics_int, data)
         computation.output = output
         return computation
 
@@ -573,8 +576,10 @@ class DevChain:
     def rpc_bytes(self, body: bytes) -> bytes:
         """Same as :meth:`rpc` on raw JSON bytes; unparseable JSON yields -32700."""
         try:
+            if _json_too_deep(body):
+                raise ValueError(f"nesting deeper than {MAX_JSON_DEPTH} levels")
             request = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             response: Any = _error_response(None, RpcError(-32700, f"parse error: {exc}"))
         else:
             if isinstance(request, (dict, list)):
@@ -671,7 +676,6 @@ class DevChain:
                     "data": _hd(log_entry.data),
                     "blockNumber": _hq(block.number),
                     "blockHash": _hd(block.hash),
-                    "blockTimestamp": _hq(header.timestamp),
                     "transactionHash": _hd(tx.hash),
                     "transactionIndex": _hq(index),
                     "logIndex": _hq(len(block_logs)),
@@ -862,7 +866,8 @@ class DevChain:
         except Exception as exc:  # never let a bug kill the node or the connection
             log.exception("%s failed", method)
             return _error_response(req_id, RpcError(-32603, f"internal error: {type(exc).__name__}: {exc}"))
-        return {"jsonrpc": "2.0", "id": req_id, "result": result}
+        # Receipts, transactions and logs are cached; in-process callers get their own copy.
+        return {"jsonrpc": "2.0", "id": req_id, "result": _copy_json(result)}
 
     # ---- eth_* handlers ----------------------------------------------------------------------
 
@@ -1260,6 +1265,23 @@ class DevChain:
         return "0x0"
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def _json_too_deep(body: bytes) -> bool:
+    """Reject absurd nesting before json.loads: py-evm raises the recursion limit to 100000 at
+    import, so a body of 100k '[' would overflow the C stack and kill the process."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub(b"", body)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
 def _validation_message(message: str) -> str:
     """py-evm's validation wording, nudged toward geth's where clients match on it."""
     lowered = message.lower()
@@ -1270,6 +1292,15 @@ def _validation_message(message: str) -> str:
     if "intrinsic gas" in lowered:
         return f"intrinsic gas too low: {message}"
     return message
+
+
+def _copy_json(value: Any) -> Any:
+    """Copy a JSON-shaped value (dicts, lists, scalars) faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
 
 
 def _error_response(req_id: Any, error: RpcError) -> dict[str, Any]:

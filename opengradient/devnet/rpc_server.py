@@ -110,6 +110,10 @@ class _Server(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-response is routine; log it instead of printing a traceback."""
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
     def track(self, conn: socket.socket, alive: bool) -> None:
         with self._connections_lock:
             if alive:

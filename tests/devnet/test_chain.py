@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+import rlp
 from eth_abi import decode as abi_decode
 from eth_account import Account
-from eth_utils import get_create_address, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
@@ -172,7 +173,8 @@ def test_contract_deployment_by_raw_transaction(chain: DevChain) -> None:
     receipt = rpc(chain, "eth_getTransactionReceipt", rpc(chain, "eth_sendRawTransaction", raw))
     assert receipt["status"] == "0x1" and receipt["to"] is None
     created = receipt["contractAddress"]
-    assert created == get_create_address(a.address, 0).lower()
+    expected = keccak(rlp.encode([bytes.fromhex(a.address[2:]), 0]))[12:]
+    assert created == "0x" + expected.hex()
     assert rpc(chain, "eth_getCode", created, "latest") == "0x" + runtime.hex()
     assert rpc(chain, "eth_call", {"to": created, "data": "0x0a0b"}) == "0x0b0a"
 
@@ -208,6 +210,8 @@ def test_value_transfer_in_process(chain: DevChain) -> None:
     assert block["transactions"][0]["hash"] == tx_hash
     assert rpc(chain, "eth_getBlockByHash", block["hash"], False)["transactions"] == [tx_hash]
     assert rpc(chain, "eth_getTransactionReceipt", "0x" + "ab" * 32) is None
+    receipt["status"] = "0x0"  # results are copies: mutating one must not corrupt the chain's index
+    assert rpc(chain, "eth_getTransactionReceipt", tx_hash)["status"] == "0x1"
 
 
 def test_legacy_eip155_transaction_accepted(chain: DevChain) -> None:
@@ -413,6 +417,8 @@ def test_protocol_errors(chain: DevChain) -> None:
     assert parsed["error"]["code"] == -32700 and parsed["id"] is None
     assert json.loads(chain.rpc_bytes(b"42"))["error"]["code"] == -32600
     assert json.loads(chain.rpc_bytes(b"\xff\xfe"))["error"]["code"] == -32700
+    # py-evm lifts the recursion limit to 100000; a deeply nested body must not crash the process.
+    assert json.loads(chain.rpc_bytes(b"[" * 200_000))["error"]["code"] == -32700
     bad = chain.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": {"a": 1}})
     assert isinstance(bad, dict) and bad["error"]["code"] == -32602
     assert rpc_error(chain, "eth_getBalance", "0x1234", "latest")["code"] == -32602
