@@ -24,9 +24,13 @@ from opengradient.errors import (
     NetworkError,
     NotFoundError,
     OpenGradientError,
+    PaymentDeclinedError,
+    PaymentError,
+    PaymentRequiredError,
     RateLimitError,
     RequestTimeoutError,
     RPCError,
+    SpendCapExceededError,
     TransactionError,
     VerificationError,
 )
@@ -43,6 +47,9 @@ from opengradient.types import (
     ModelOutput,
     ModelRepository,
     SchedulerParams,
+    StreamChunk,
+    TextGenerationOutput,
+    Usage,
     x402SettlementMode,
 )
 
@@ -93,6 +100,7 @@ __all__ = [
     "HTTPStatusError", "HistoricalInputQuery", "InferenceError", "InferenceMode", "InferenceResult",
     "InvalidInputError", "LlmInferenceMode", "ModelNotFoundError", "ModelOutput", "ModelRepository",
     "NetworkError", "NotFoundError", "OpenGradientError", "Proof", "RPCError", "RateLimitError",
-    "RequestTimeoutError", "SchedulerParams", "TransactionError", "VerificationError", "devnet",
+    "PaymentDeclinedError", "PaymentError", "PaymentRequiredError", "SpendCapExceededError", "StreamChunk",
+    "TextGenerationOutput", "Usage", "RequestTimeoutError", "SchedulerParams", "TransactionError", "VerificationError", "devnet",
     "global_client", "init", "x402SettlementMode",
 ]

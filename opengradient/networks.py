@@ -49,6 +49,8 @@ class Network:
     explorer_url: str
     payments: PaymentNetwork
     alpha_chain_id: int | None = None
+    #: The Alpha-chain contract listing active enclaves and their keys (the LLM trust anchor).
+    tee_registry_address: str | None = None
 
     def with_overrides(self, **fields: object) -> Network:
         """A copy with the given fields replaced; `None` values keep the preset's value."""
@@ -99,7 +101,7 @@ PUBLIC_BASE_MAINNET = replace(
 
 
 def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DEVNET_PAYMENTS_CHAIN_ID,
-                   alpha_chain_id: int = DEVNET_ALPHA_CHAIN_ID) -> Network:
+                   alpha_chain_id: int = DEVNET_ALPHA_CHAIN_ID, tee_registry: str | None = None) -> Network:
     """The preset of a devnet whose services all live under `base_url` (HTTP or in-process)."""
     base = base_url.rstrip("/")
     return Network(
@@ -122,6 +124,7 @@ def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DE
             token_version="2",
         ),
         alpha_chain_id=alpha_chain_id,
+        tee_registry_address=tee_registry,
     )
 
 

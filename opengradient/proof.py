@@ -60,7 +60,9 @@ class Proof:
             from opengradient.client.alpha import verify_onchain_proof
 
             return verify_onchain_proof(self, client)
-        raise VerificationError(f"verification of {self.kind!r} proofs is not available in this version")
+        if self.kind == "tee":
+            return client.llm.verify_proof(self)
+        raise VerificationError(f"unknown proof kind {self.kind!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The proof as JSON-ready data."""

@@ -176,7 +176,11 @@ class SyncDriver(_DriverBase):
                 request = self.http.sync.build_request(step.method, step.url, headers=step.headers,
                                                        json=step.json)
                 with transport_errors(f"{step.method} {step.url}"):
-                    return self.http.sync.send(request, stream=step.stream)
+                    response = self.http.sync.send(request, stream=step.stream)
+                    if step.stream and response.status_code >= 400:
+                        response.read()  # errors are small JSON bodies: read them, free the connection
+                        response.close()
+                    return response
             return self._retrying(send, retries)
         time.sleep(step.seconds)
         return None
@@ -277,7 +281,11 @@ class AsyncDriver(_DriverBase):
                 request = self.http.async_.build_request(step.method, step.url, headers=step.headers,
                                                          json=step.json)
                 with transport_errors(f"{step.method} {step.url}"):
-                    return await self.http.async_.send(request, stream=step.stream)
+                    response = await self.http.async_.send(request, stream=step.stream)
+                    if step.stream and response.status_code >= 400:
+                        await response.aread()
+                        await response.aclose()
+                    return response
             return await self._retrying(send, retries)
         await asyncio.sleep(step.seconds)
         return None

@@ -14,6 +14,7 @@ from opengradient.networks import PRESETS, PUBLIC, Network
 
 if TYPE_CHECKING:
     from opengradient.client.alpha import Alpha
+    from opengradient.client.llm import LLM, TeeTrust
     from opengradient.client.model_hub import ModelHub
 
 
@@ -25,6 +26,12 @@ class Client:
     arguments override the chosen `network` preset (the public network by default, whose values
     are the 0.7.4 defaults). `transport`/`async_transport` replace the network layer — the
     in-process devnet uses them, so no socket is opened.
+
+    LLM payments are capped per request by `max_payment_per_request` (OPG base units; 0.05 OPG
+    by default): a dearer request fails before anything is signed. Responses are verified
+    against the TEE registry's enclave keys (`tee_trust="registry"`, the default when the
+    network names a registry), the gateway's published key (`"gateway"`), a pinned PEM key
+    (`tee_public_key=`), or not at all (`"off"`).
     """
 
     def __init__(
@@ -47,6 +54,9 @@ class Client:
         auth_api_key: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 2,
+        max_payment_per_request: int | None = None,
+        tee_trust: TeeTrust | None = None,
+        tee_public_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -72,8 +82,12 @@ class Client:
         self._auth_api_key = auth_api_key
         self.max_retries = max_retries
         self._http = HttpCore(timeout=timeout, transport=transport, async_transport=async_transport)
+        self._max_payment = max_payment_per_request
+        self._tee_trust: TeeTrust = tee_trust or ("registry" if self.network.tee_registry_address else "gateway")
+        self._tee_public_key = tee_public_key
         self._alpha: Alpha | None = None
         self._model_hub: ModelHub | None = None
+        self._llm: LLM | None = None
 
     @property
     def alpha(self) -> Alpha:
@@ -84,6 +98,19 @@ class Client:
             self._alpha = Alpha(http=self._http, network=self.network, wallet=self._alpha_wallet,
                                 max_retries=self.max_retries)
         return self._alpha
+
+    @property
+    def llm(self) -> LLM:
+        """TEE-verified LLM chat and completion, paid per request with x402."""
+        if self._llm is None:
+            from opengradient.client.llm import LLM
+            from opengradient.client.payments import DEFAULT_MAX_PAYMENT
+
+            self._llm = LLM(http=self._http, network=self.network, wallet=self._wallet,
+                            max_retries=self.max_retries,
+                            max_payment_per_request=self._max_payment or DEFAULT_MAX_PAYMENT,
+                            tee_trust=self._tee_trust, tee_public_key=self._tee_public_key)
+        return self._llm
 
     @property
     def model_hub(self) -> ModelHub:

@@ -1,0 +1,559 @@
+"""`client.llm`: chat and completion with TEE-verified LLMs, paid per request with x402.
+
+A call is validated and encoded before anything is signed or sent. A warm client signs the
+payment up front from the cached offer and makes one HTTP round trip; a cold one gets the
+402 offer first. Every response is checked against the enclave key it claims to be signed
+by (the TEE registry's key by default); a response that does not verify raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from opengradient.client._http import raise_for_status, transport_errors
+from opengradient.client.chain import AsyncDriver, Flow, HttpSend, Rpc, SendTx, SyncDriver, wait_for_receipt
+from opengradient.client.payments import (
+    DEFAULT_MAX_PAYMENT,
+    PAYMENT_SIGNATURE,
+    Payer,
+    SignedPayment,
+    declined,
+    payment_required_of,
+    settlement_of,
+)
+from opengradient.client.sse import SSEDecoder, StreamAssembler
+from opengradient.client.tee import (
+    TeeAttestation,
+    TeeKey,
+    canonical_chat_request,
+    canonical_completion_request,
+    output_hash,
+    output_text,
+    request_hash,
+    verify_tee_signature,
+)
+from opengradient.errors import InvalidInputError, VerificationError
+from opengradient.proof import Proof
+from opengradient.types import (
+    TEE_LLM,
+    ApprovalResult,
+    StreamChunk,
+    TextGenerationOutput,
+    Usage,
+    x402SettlementMode,
+)
+
+if TYPE_CHECKING:
+    from opengradient.client._http import HttpCore
+    from opengradient.client.wallet import Wallet
+    from opengradient.networks import Network
+
+TeeTrust = Literal["registry", "gateway", "off"]
+_ROLES = {"system", "developer", "user", "assistant", "tool"}
+_TOOL_CHOICES = {"auto", "none", "required"}
+_GET_ACTIVE_TEES_SIGNATURE = "getActiveTEEs(uint8)"
+_TEE_INFO = "(address,address,string,bytes,bytes,bytes32,uint8,bool,uint256,uint256)"
+_ALLOWANCE = bytes.fromhex("dd62ed3e")  # allowance(address,address)
+_APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
+_OPG_DECIMALS = 18
+
+
+def model_name(model: TEE_LLM | str) -> str:
+    """The wire name of a model: the enum's value or any `provider/model` or bare string."""
+    name = model.value if isinstance(model, TEE_LLM) else model
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"model must be an og.TEE_LLM or a non-empty string, got {model!r}")
+    name = name.strip()
+    provider, slash, rest = name.partition("/")
+    if slash and (not provider or not rest):
+        raise InvalidInputError(f"model {name!r} is malformed", hint="use 'provider/model' or 'model'")
+    return name
+
+
+def settlement_header(mode: x402SettlementMode | str) -> str:
+    """The `X-SETTLEMENT-TYPE` value for a settlement mode."""
+    if isinstance(mode, x402SettlementMode):
+        return mode.value
+    if isinstance(mode, str) and mode.strip():
+        return mode.strip()
+    raise InvalidInputError(f"unknown settlement mode {mode!r}", hint="use og.x402SettlementMode")
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
+        raise InvalidInputError("messages must be a non-empty list of {'role', 'content'} dicts")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidInputError(f"messages[{i}] must be a dict, got {type(message).__name__}")
+        if message.get("role") not in _ROLES:
+            raise InvalidInputError(f"messages[{i}] has role {message.get('role')!r}",
+                                    hint=f"use one of {sorted(_ROLES)}")
+        if message.get("role") == "tool" and not message.get("tool_call_id"):
+            raise InvalidInputError(f"messages[{i}] is a tool result without tool_call_id")
+        out.append(dict(message))
+    return out
+
+
+def _check_common(max_tokens: Any, temperature: Any, stop: Any) -> list[str] | None:
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+        raise InvalidInputError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+        raise InvalidInputError(f"temperature must be a number from 0 to 2, got {temperature!r}")
+    if stop is None:
+        return None
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, Sequence) or not all(isinstance(s, str) and s for s in stops):
+        raise InvalidInputError("stop_sequence must be a string or a list of non-empty strings")
+    return list(stops)
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice is None or choice in _TOOL_CHOICES:
+        return choice
+    if isinstance(choice, str):
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, Mapping) and isinstance((choice.get("function") or {}).get("name"), str):
+        return dict(choice)
+    raise InvalidInputError(f"tool_choice {choice!r} is not valid",
+                            hint="use 'auto', 'none', 'required' or a tool name")
+
+
+def _check_tools(tools: Any) -> list[dict[str, Any]] | None:
+    if tools is None or tools == []:
+        return None
+    if not isinstance(tools, Sequence) or isinstance(tools, (str, bytes)):
+        raise InvalidInputError("tools must be a list of OpenAI function tools")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise InvalidInputError(f"tools[{i}] must look like {{'type': 'function', 'function': "
+                                    "{'name': …, 'parameters': {…}}}")
+    return [dict(t) for t in tools]
+
+
+def chat_body(model: TEE_LLM | str, messages: Any, *, max_tokens: int = 100, stop_sequence: Any = None,
+              temperature: float = 0.0, tools: Any = None, tool_choice: Any = None, stream: bool = False,
+              response_format: Any = None) -> dict[str, Any]:
+    """Validate chat arguments and build the request body (raises before any I/O)."""
+    stops = _check_common(max_tokens, temperature, stop_sequence)
+    body: dict[str, Any] = {"model": model_name(model), "messages": _check_messages(messages),
+                            "max_tokens": max_tokens, "temperature": float(temperature)}
+    if stops:
+        body["stop"] = stops
+    checked_tools = _check_tools(tools)
+    if checked_tools:
+        body["tools"] = checked_tools
+        choice = _tool_choice(tool_choice)
+        if choice is not None:
+            body["tool_choice"] = choice
+    if response_format is not None:
+        if not isinstance(response_format, Mapping) or "type" not in response_format:
+            raise InvalidInputError("response_format must be a dict such as {'type': 'json_object'}")
+        body["response_format"] = dict(response_format)
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def completion_body(model: TEE_LLM | str, prompt: Any, *, max_tokens: int = 100, stop_sequence: Any = None,
+                    temperature: float = 0.0) -> dict[str, Any]:
+    """Validate completion arguments and build the request body."""
+    if not isinstance(prompt, str) or not prompt:
+        raise InvalidInputError("prompt must be a non-empty string")
+    stops = _check_common(max_tokens, temperature, stop_sequence)
+    body: dict[str, Any] = {"model": model_name(model), "prompt": prompt, "max_tokens": max_tokens,
+                            "temperature": float(temperature)}
+    if stops:
+        body["stop"] = stops
+    return body
+
+
+def opg_to_base_units(amount: Any) -> int:
+    """OPG (a decimal amount) to base units, exactly."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise InvalidInputError(f"opg_amount must be a number, got {amount!r}") from None
+    units = value * 10**_OPG_DECIMALS
+    if not value.is_finite() or value < 0 or units != units.to_integral_value():
+        raise InvalidInputError(f"opg_amount {amount!r} is not a non-negative OPG amount")
+    return int(units)
+
+
+class _Call:
+    """One request: its body, route, canonical hash, and how to read its answer."""
+
+    def __init__(self, kind: Literal["chat", "completion"], body: dict[str, Any], url: str, mode: str) -> None:
+        self.kind = kind
+        self.body = body
+        self.url = url
+        self.mode = mode
+        canonical = canonical_chat_request(body) if kind == "chat" else canonical_completion_request(body)
+        self.request_hash = request_hash(canonical)
+        self.cache_key = (url, body["model"], body.get("max_tokens"))
+
+
+class LLM:
+    """LLM chat and completion through the TEE gateway (sync methods, `a`-prefixed async twins)."""
+
+    def __init__(self, *, http: HttpCore, network: Network, wallet: Wallet | None, max_retries: int = 2,
+                 max_payment_per_request: int = DEFAULT_MAX_PAYMENT, tee_trust: TeeTrust = "registry",
+                 tee_public_key: str | None = None) -> None:
+        self._network = network
+        self._payer = Payer(wallet, network.payments, max_payment=max_payment_per_request)
+        self._tee_trust: TeeTrust = tee_trust
+        self._pinned_key = TeeKey.from_pem(tee_public_key) if tee_public_key else None
+        self._keys: dict[str, TeeKey] = {}
+        self._sync = SyncDriver(http, network.rpc_url, None, chain_id=network.alpha_chain_id,
+                                max_retries=max_retries)
+        self._async = AsyncDriver(http, network.rpc_url, None, chain_id=network.alpha_chain_id,
+                                  max_retries=max_retries)
+        payments_chain_id = int(network.payments.network.split(":")[-1])
+        self._pay_sync = SyncDriver(http, network.payments.rpc_url, wallet, chain_id=payments_chain_id,
+                                    max_retries=max_retries)
+        self._pay_async = AsyncDriver(http, network.payments.rpc_url, wallet,
+                                      chain_id=payments_chain_id, max_retries=max_retries)
+        self._payments_chain_id = payments_chain_id
+
+    # -- public API -------------------------------------------------------------------------
+
+    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+             stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+             tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
+             x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+             stream: bool = False, response_format: dict[str, Any] | None = None,
+             ) -> TextGenerationOutput | TextGenerationStream:
+        """Chat with `model`; with `stream=True` returns an iterator of `StreamChunk`s."""
+        call = self._chat_call(model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
+                               x402_settlement_mode, stream, response_format)
+        if stream:
+            response, payment = self._sync.run(self._open_flow(call, stream=True))
+            return TextGenerationStream(response, self._stream_finisher(call, payment))
+        return self._sync.run(self._complete_flow(call))
+
+    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+                    stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+                    tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
+                    x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+                    stream: bool = False, response_format: dict[str, Any] | None = None,
+                    ) -> TextGenerationOutput | AsyncTextGenerationStream:
+        """Async twin of `chat`; with `stream=True` returns an async iterator of chunks."""
+        call = self._chat_call(model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
+                               x402_settlement_mode, stream, response_format)
+        if stream:
+            response, payment = await self._async.run(self._open_flow(call, stream=True))
+            return AsyncTextGenerationStream(response, self._stream_finisher(call, payment))
+        return await self._async.run(self._complete_flow(call))
+
+    def completion(self, model: TEE_LLM | str, prompt: str, max_tokens: int = 100,
+                   stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+                   x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+                   ) -> TextGenerationOutput:
+        """Complete `prompt` with `model`."""
+        call = self._completion_call(model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode)
+        return self._sync.run(self._complete_flow(call))
+
+    async def acompletion(self, model: TEE_LLM | str, prompt: str, max_tokens: int = 100,
+                          stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+                          x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+                          ) -> TextGenerationOutput:
+        """Async twin of `completion`."""
+        call = self._completion_call(model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode)
+        return await self._async.run(self._complete_flow(call))
+
+    def ensure_opg_approval(self, opg_amount: float | int | str | Decimal) -> ApprovalResult:
+        """Make sure Permit2 may spend `opg_amount` OPG of the payer's; sends `approve` only if needed."""
+        return self._pay_sync.run(self._approval_flow(opg_to_base_units(opg_amount)))
+
+    async def aensure_opg_approval(self, opg_amount: float | int | str | Decimal) -> ApprovalResult:
+        """Async twin of `ensure_opg_approval`."""
+        return await self._pay_async.run(self._approval_flow(opg_to_base_units(opg_amount)))
+
+    def verify_proof(self, proof: Proof) -> bool:
+        """Check a TEE proof: a trusted enclave signed its request and output hashes at its time."""
+        if not (proof.input_hash and proof.output_hash and proof.tee_signature and proof.tee_id):
+            raise VerificationError("the proof lacks the hashes, signature or enclave id of a TEE proof")
+        if self._pinned_key is None and self._tee_trust != "off" and proof.tee_id.lower() not in self._keys:
+            if self._tee_trust == "gateway":
+                self._sync.run(self._gateway_key_flow())
+            else:
+                self._sync.run(self._load_registry_flow())
+        attestation = TeeAttestation.from_fields({
+            "tee_signature": proof.tee_signature, "tee_request_hash": proof.input_hash,
+            "tee_output_hash": proof.output_hash, "tee_timestamp": proof.tee_timestamp, "tee_id": proof.tee_id})
+        verify_tee_signature(attestation, key=self._key_for(proof.tee_id),
+                             expected_request_hash=attestation.request_hash,
+                             expected_output_hash=attestation.output_hash)
+        return True
+
+    # -- building calls ---------------------------------------------------------------------
+
+    def _chat_call(self, model: TEE_LLM | str, messages: Any, max_tokens: int, stop: Any, temperature: float,
+                   tools: Any, tool_choice: Any, mode: Any, stream: bool, response_format: Any) -> _Call:
+        body = chat_body(model, messages, max_tokens=max_tokens, stop_sequence=stop, temperature=temperature,
+                         tools=tools, tool_choice=tool_choice, stream=stream, response_format=response_format)
+        base = self._network.llm_streaming_server_url if stream else self._network.llm_server_url
+        return _Call("chat", body, f"{base.rstrip('/')}/v1/chat/completions", settlement_header(mode))
+
+    def _completion_call(self, model: TEE_LLM | str, prompt: Any, max_tokens: int, stop: Any,
+                         temperature: float, mode: Any) -> _Call:
+        body = completion_body(model, prompt, max_tokens=max_tokens, stop_sequence=stop, temperature=temperature)
+        return _Call("completion", body, f"{self._network.llm_server_url.rstrip('/')}/v1/completions",
+                     settlement_header(mode))
+
+    # -- flows --------------------------------------------------------------------------------
+
+    def _send(self, call: _Call, payment: SignedPayment | None, stream: bool) -> HttpSend:
+        headers = {"Content-Type": "application/json", "X-SETTLEMENT-TYPE": call.mode}
+        if payment is not None:
+            headers[PAYMENT_SIGNATURE] = payment.header
+        return HttpSend("POST", call.url, headers, call.body, stream)
+
+    def _open_flow(self, call: _Call, *, stream: bool) -> Flow[tuple[httpx.Response, SignedPayment | None]]:
+        """Pay and send; returns the successful response and the payment it carried."""
+        payment = self._payer.sign_cached(call.cache_key) if self._payer.wallet is not None else None
+        response = yield self._send(call, payment, stream)
+        if response.status_code == 402:
+            offer = payment_required_of(response)
+            if payment is not None:
+                self._payer.forget(call.cache_key)  # the cached offer is stale: pay the new one once
+            payment = self._payer.sign(offer)
+            self._payer.remember(call.cache_key, offer)
+            response = yield self._send(call, payment, stream)
+            if response.status_code == 402:
+                try:
+                    refused: dict[str, Any] | None = payment_required_of(response)
+                except Exception:
+                    refused = None
+                raise declined(response, refused)
+        raise_for_status(response)
+        yield from self._trusted_keys_flow(response)
+        return response, payment
+
+    def _complete_flow(self, call: _Call) -> Flow[TextGenerationOutput]:
+        response, payment = yield from self._open_flow(call, stream=False)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise VerificationError(f"the gateway sent a body that is not JSON: {response.text[:200]!r}") from exc
+        choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
+        finish = choice.get("finish_reason")
+        if call.kind == "chat":
+            message = dict(choice.get("message") or {})
+            message.setdefault("role", "assistant")
+            text = output_text(message.get("content"), message.get("tool_calls"), finish)
+            output = TextGenerationOutput(chat_output=message, finish_reason=finish)
+        else:
+            completion = choice.get("text")
+            if completion is None:
+                completion = data.get("completion")
+            text = output_text(completion, None, finish)
+            output = TextGenerationOutput(completion_output=completion or "", finish_reason=finish)
+        output.usage = Usage.from_dict(data.get("usage"))
+        output.model, output.id = data.get("model"), data.get("id")
+        self._finish(output, call, payment, settlement_of(response), data, text)
+        return output
+
+    def _stream_finisher(self, call: _Call, payment: SignedPayment | None
+                         ) -> Callable[[httpx.Response, StreamAssembler], TextGenerationOutput]:
+        def finish(response: httpx.Response, assembled: StreamAssembler) -> TextGenerationOutput:
+            calls = assembled.message_tool_calls()
+            message: dict[str, Any] = {"role": "assistant", "content": assembled.text}
+            if calls:
+                message["tool_calls"] = calls
+            output = TextGenerationOutput(chat_output=message, finish_reason=assembled.finish_reason,
+                                          usage=assembled.usage, model=assembled.model, id=assembled.id)
+            text = output_text(assembled.text, calls, assembled.finish_reason)
+            self._finish(output, call, payment, settlement_of(response), assembled.tee, text)
+            return output
+
+        return finish
+
+    def _finish(self, output: TextGenerationOutput, call: _Call, payment: SignedPayment | None,
+                receipt: dict[str, Any] | None, fields: Mapping[str, Any], text: str) -> None:
+        """Attach payment and TEE fields, verify the signature, and build the proof."""
+        if receipt is not None and receipt.get("success"):
+            output.payment_hash = receipt.get("transaction")
+            output.transaction_hash = output.payment_hash or ""
+        output.amount_paid = payment.amount if payment is not None else None
+        output.tee_signature = fields.get("tee_signature")
+        output.tee_request_hash = fields.get("tee_request_hash")
+        output.tee_output_hash = fields.get("tee_output_hash")
+        output.tee_timestamp = int(fields["tee_timestamp"]) if fields.get("tee_timestamp") is not None else None
+        output.tee_id = fields.get("tee_id")
+        if self._tee_trust != "off" or self._pinned_key is not None:
+            attestation = TeeAttestation.from_fields(fields)
+            verify_tee_signature(attestation, key=self._key_for(attestation.tee_id),
+                                 expected_request_hash=call.request_hash,
+                                 expected_output_hash=output_hash(text))
+            output.tee_verified = True
+        output.proof = Proof(
+            kind="tee", chain_id=self._payments_chain_id, tee_id=output.tee_id,
+            tee_signature=output.tee_signature, tee_timestamp=output.tee_timestamp,
+            input_hash=("0x" + call.request_hash.hex()), output_hash="0x" + output_hash(text).hex(),
+            payment_hash=output.payment_hash, model_cid=call.body["model"])
+
+    def _trusted_keys_flow(self, response: httpx.Response) -> Flow[None]:
+        """Load the enclave keys this client trusts, unless the response's signer is known already."""
+        if self._pinned_key is not None or self._tee_trust == "off":
+            return
+        tee_id = _response_tee_id(response)
+        if self._keys and (tee_id is None or tee_id in self._keys):
+            return
+        if self._tee_trust == "gateway":
+            yield from self._gateway_key_flow()
+        else:
+            yield from self._load_registry_flow()
+
+    def _gateway_key_flow(self) -> Flow[None]:
+        """Trust the key the gateway publishes at `/signing-key` (only when configured to)."""
+        url = f"{self._network.llm_server_url.rstrip('/')}/signing-key"
+        reply = yield HttpSend("GET", url, {}, None, False)
+        raise_for_status(reply)
+        key = TeeKey.from_pem(reply.json()["public_key"])
+        self._keys[key.tee_id.lower()] = key
+
+    def _key_for(self, tee_id: Any) -> TeeKey:
+        if self._pinned_key is not None:
+            return self._pinned_key
+        key = self._keys.get(str(tee_id).lower()) if tee_id else None
+        if key is None:
+            source = "the gateway's published key" if self._tee_trust == "gateway" else "the TEE registry"
+            raise VerificationError(f"the response is signed by enclave {tee_id}, which {source} does not "
+                                    "vouch for", hint="pass tee_trust='off' to skip verification (not "
+                                    "recommended)")
+        return key
+
+    def _load_registry_flow(self) -> Flow[None]:
+        """Read the active LLM enclaves from the TEE registry on the Alpha chain."""
+        from eth_abi import decode, encode
+        from eth_utils import keccak
+
+        registry = self._network.tee_registry_address
+        if not registry:
+            raise VerificationError(
+                f"network {self._network.name!r} names no TEE registry to take enclave keys from",
+                hint="pass tee_trust='gateway' or tee_public_key=… to the client")
+        data = keccak(text=_GET_ACTIVE_TEES_SIGNATURE)[:4] + encode(["uint8"], [0])
+        raw = yield Rpc("eth_call", ({"to": registry, "data": "0x" + data.hex()}, "latest"))
+        (infos,) = decode([f"{_TEE_INFO}[]"], bytes.fromhex(str(raw)[2:]))
+        for info in infos:
+            if info[7]:  # enabled
+                key = TeeKey(bytes(info[3]))
+                self._keys[key.tee_id.lower()] = key
+
+    def _approval_flow(self, amount: int) -> Flow[ApprovalResult]:
+        from eth_abi import decode, encode
+
+        from opengradient.networks import PERMIT2_ADDRESS
+
+        owner = self._pay_sync._wallet().address
+        token = self._network.payments.token_address
+        read = {"to": token, "data": "0x" + (_ALLOWANCE + encode(["address", "address"],
+                                                                  [owner, PERMIT2_ADDRESS])).hex()}
+        before = decode(["uint256"], bytes.fromhex(str((yield Rpc("eth_call", (read, "latest"))))[2:]))[0]
+        if before >= amount:
+            return ApprovalResult(before, before, None)
+        data = _APPROVE + encode(["address", "uint256"], [PERMIT2_ADDRESS, amount])
+        gas = int((yield Rpc("eth_estimateGas", ({"from": owner, "to": token, "data": "0x" + data.hex()},))), 16)
+        tx_hash = yield SendTx(token, data, gas + gas // 5)
+        yield from wait_for_receipt(tx_hash)
+        after = decode(["uint256"], bytes.fromhex(str((yield Rpc("eth_call", (read, "latest"))))[2:]))[0]
+        return ApprovalResult(before, after, tx_hash)
+
+
+def _response_tee_id(response: httpx.Response) -> str | None:
+    if response.is_stream_consumed or not response.headers.get("content-type", "").startswith("application/json"):
+        return None
+    try:
+        value = response.json().get("tee_id")
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return None
+    return str(value).lower() if value else None
+
+
+class TextGenerationStream:
+    """A streamed answer: iterate for `StreamChunk`s; afterwards `result` holds the verified output."""
+
+    def __init__(self, response: httpx.Response,
+                 finish: Callable[[httpx.Response, StreamAssembler], TextGenerationOutput]) -> None:
+        self._response = response
+        self._finish = finish
+        self._assembler = StreamAssembler()
+        self.result: TextGenerationOutput | None = None
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        decoder = SSEDecoder()
+        try:
+            with transport_errors("reading the stream"):
+                for line in self._response.iter_lines():
+                    yield from self._events(decoder.feed(line))
+                    if self._assembler.done:
+                        break
+                yield from self._events(decoder.flush())
+        finally:
+            self._response.close()
+        self.result = self._finish(self._response, self._assembler)
+
+    def _events(self, data: str | None) -> Iterator[StreamChunk]:
+        if data is not None:
+            chunk = self._assembler.chunk(data)
+            if chunk is not None:
+                yield chunk
+
+    def close(self) -> None:
+        """Stop reading and free the connection."""
+        self._response.close()
+
+    def __enter__(self) -> TextGenerationStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncTextGenerationStream:
+    """Async twin of `TextGenerationStream`."""
+
+    def __init__(self, response: httpx.Response,
+                 finish: Callable[[httpx.Response, StreamAssembler], TextGenerationOutput]) -> None:
+        self._response = response
+        self._finish = finish
+        self._assembler = StreamAssembler()
+        self.result: TextGenerationOutput | None = None
+
+    async def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        decoder = SSEDecoder()
+        try:
+            with transport_errors("reading the stream"):
+                async for line in self._response.aiter_lines():
+                    data = decoder.feed(line)
+                    if data is not None and (chunk := self._assembler.chunk(data)) is not None:
+                        yield chunk
+                    if self._assembler.done:
+                        break
+                data = decoder.flush()
+                if data is not None and (chunk := self._assembler.chunk(data)) is not None:
+                    yield chunk
+        finally:
+            await self._response.aclose()
+        self.result = self._finish(self._response, self._assembler)
+
+    async def aclose(self) -> None:
+        """Stop reading and free the connection."""
+        await self._response.aclose()
+
+    async def __aenter__(self) -> AsyncTextGenerationStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+__all__ = ["LLM", "AsyncTextGenerationStream", "TextGenerationStream", "chat_body", "completion_body"]
