@@ -101,6 +101,7 @@ __all__ = [
     "InvalidInputError", "LlmInferenceMode", "ModelNotFoundError", "ModelOutput", "ModelRepository",
     "NetworkError", "NotFoundError", "OpenGradientError", "Proof", "RPCError", "RateLimitError",
     "PaymentDeclinedError", "PaymentError", "PaymentRequiredError", "SpendCapExceededError", "StreamChunk",
-    "TextGenerationOutput", "Usage", "RequestTimeoutError", "SchedulerParams", "TransactionError", "VerificationError", "devnet",
+    "TextGenerationOutput", "Usage", "RequestTimeoutError", "SchedulerParams", "TransactionError",
+    "VerificationError", "devnet",
     "global_client", "init", "x402SettlementMode",
 ]

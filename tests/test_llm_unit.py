@@ -158,7 +158,8 @@ def test_canonical_request_normalises_messages() -> None:
     body = {"model": "gpt-4o", "temperature": 0, "max_tokens": 5, "tool_choice": "auto", "stream": True,
             "messages": [{"role": "developer", "content": "sys", "name": "HAL"},
                          {"role": "assistant", "content": None, "tool_calls": [
-                             {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                             {"index": 0, "id": "c", "type": "function",
+                              "function": {"name": "f", "arguments": "{}"}}]},
                          {"role": "tool", "content": "r", "tool_call_id": "c", "name": "f"}]}
     canonical = canonical_chat_request(body)
     assert canonical == {"model": "gpt-4o", "temperature": 0.0, "max_tokens": 5, "messages": [
