@@ -1,6 +1,8 @@
 """The `opengradient` command line.
 
-Every command exits non-zero with a one-line reason on error.
+Every command exits non-zero with a one-line reason on error, and `--json` prints
+machine-readable output. Settings come from `opengradient config init` (a 0600 file) and
+`OG_*` environment variables; `--devnet URL` (or `OG_DEVNET_URL`) points a command at a devnet.
 """
 
 from __future__ import annotations
@@ -9,27 +11,322 @@ import json
 import signal
 import sys
 import threading
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 import opengradient
+from opengradient import config
+
+if TYPE_CHECKING:
+    from opengradient.client import Client
+    from opengradient.types import TextGenerationOutput
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
 
 
-@click.group()
-def main() -> None:
+class _Group(click.Group):
+    """Turns every SDK, file and JSON error into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except opengradient.OpenGradientError as exc:
+            _fail(str(exc))
+        except (OSError, ValueError) as exc:
+            _fail(f"{type(exc).__name__}: {exc}")
+
+
+class _Settings:
+    """What every command needs: output mode and a lazily built client."""
+
+    def __init__(self, as_json: bool, devnet_url: str | None) -> None:
+        self.as_json = as_json
+        self.devnet_url = devnet_url
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            from opengradient.client.discovery import network_from_devnet
+
+            settings = config.load()
+            url = self.devnet_url or settings.get("devnet_url")
+            network: Any = network_from_devnet(url) if url else settings.get("network", "public")
+            self._client = opengradient.Client(
+                settings.get("private_key"), settings.get("alpha_private_key"), settings.get("email"),
+                settings.get("password"), settings.get("twins_api_key"), network=network)
+        return self._client
+
+    def emit(self, data: Any, text: str) -> None:
+        click.echo(json.dumps(data, default=str) if self.as_json else text)
+
+
+pass_settings = click.make_pass_decorator(_Settings)
+
+
+@click.group(cls=_Group)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--devnet", "devnet_url", envvar="OG_DEVNET_URL", default=None, metavar="URL",
+              help="Use the devnet served at URL (see `opengradient devnet up`).")
+@click.pass_context
+def main(ctx: click.Context, as_json: bool, devnet_url: str | None) -> None:
     """OpenGradient: verifiable AI inference from the command line."""
+    ctx.obj = _Settings(as_json, devnet_url)
 
 
 @main.command()
-def version() -> None:
+@pass_settings
+def version(settings: _Settings) -> None:
     """Print the SDK version."""
-    click.echo(opengradient.__version__)
+    settings.emit({"version": opengradient.__version__}, opengradient.__version__)
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Show, create or clear the saved settings."""
+
+
+@config_group.command("init")
+@click.option("--private-key", prompt="Private key (pays for LLM requests)", hide_input=True)
+@click.option("--alpha-private-key", default="", help="Key for Alpha-chain gas (defaults to --private-key).")
+@click.option("--email", default="", help="Model Hub email.")
+@click.option("--password", default="", hide_input=True, help="Model Hub password.")
+@click.option("--network", default="public", show_default=True, help="Network preset.")
+@click.option("--devnet-url", default="", help="Use a devnet at this URL instead of a preset.")
+@pass_settings
+def config_init(settings: _Settings, private_key: str, alpha_private_key: str, email: str, password: str,
+                network: str, devnet_url: str) -> None:
+    """Save settings (the file is readable by you only)."""
+    from opengradient.client.wallet import Wallet
+
+    Wallet(private_key)  # validate before saving
+    path = config.save({"private_key": private_key, "alpha_private_key": alpha_private_key, "email": email,
+                        "password": password, "network": network, "devnet_url": devnet_url})
+    settings.emit({"path": str(path)}, f"saved settings to {path}")
+
+
+@config_group.command("show")
+@pass_settings
+def config_show(settings: _Settings) -> None:
+    """Print the settings in effect, secrets masked."""
+    shown = {k: config.mask(k, v) for k, v in config.load().items()}
+    settings.emit(shown, "\n".join(f"{k}: {v}" for k, v in sorted(shown.items())) or "no settings saved")
+
+
+@config_group.command("clear")
+@pass_settings
+def config_clear(settings: _Settings) -> None:
+    """Delete the saved settings."""
+    removed = config.clear()
+    settings.emit({"removed": removed}, "settings removed" if removed else "no settings to remove")
+
+
+@main.command("create-account")
+@click.option("--save", is_flag=True, help="Store the new key in the config file.")
+@pass_settings
+def create_account(settings: _Settings, save: bool) -> None:
+    """Create a new wallet key."""
+    from eth_account import Account
+
+    account = Account.create()
+    key = "0x" + bytes(account.key).hex()
+    if save:
+        config.save({**config.load(), "private_key": key})
+    settings.emit({"address": account.address, "private_key": key, "saved": save},
+                  f"address: {account.address}\nprivate key: {key}\n"
+                  + ("saved to the config file" if save else "not saved (pass --save to keep it)"))
+
+
+# -- Model Hub -------------------------------------------------------------------------------------
+
+
+@main.command("create-model-repo")
+@click.option("--repo", "--name", "repo", required=True, help="Model name.")
+@click.option("--description", default="", help="What the model does.")
+@pass_settings
+def create_model_repo(settings: _Settings, repo: str, description: str) -> None:
+    """Create a model repository (and its first version)."""
+    result = settings.client().model_hub.create_model(repo, description)
+    settings.emit({"name": result.name, "version": result.initialVersion},
+                  f"created model {result.name!r} with version {result.initialVersion}")
+
+
+@main.command("create-version")
+@click.option("--repo", required=True, help="Model name.")
+@click.option("--notes", default="", help="Release notes.")
+@click.option("--major", is_flag=True, help="Bump the major version.")
+@pass_settings
+def create_version(settings: _Settings, repo: str, notes: str, major: bool) -> None:
+    """Create a new version of a model."""
+    result = settings.client().model_hub.create_version(repo, notes, major)
+    settings.emit(dict(result), f"created version {result['versionString']} of {repo!r}")
+
+
+@main.command("upload-file")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--repo", required=True, help="Model name.")
+@click.option("--version", "version_", required=True, help="Version, e.g. 1.00.")
+@pass_settings
+def upload_file(settings: _Settings, file: Path, repo: str, version_: str) -> None:
+    """Upload a model file; prints its CID (what `infer --model` runs)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    hub = settings.client().model_hub
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), transient=True, disable=settings.as_json,
+                  console=None) as bar:
+        task = bar.add_task(f"uploading {file.name}", total=None)
+        result = hub.upload(file, repo, version_, progress=lambda sent, total: bar.update(
+            task, completed=sent, total=total))
+    settings.emit({"modelCid": result.modelCid, "size": result.size},
+                  f"uploaded {file.name}: CID {result.modelCid} ({result.size} bytes)")
+
+
+@main.command("list-files")
+@click.option("--repo", required=True, help="Model name.")
+@click.option("--version", "version_", required=True, help="Version.")
+@pass_settings
+def list_files(settings: _Settings, repo: str, version_: str) -> None:
+    """List the files of a model version."""
+    files = settings.client().model_hub.list_files(repo, version_)
+    lines = [f"{f['name']}  {f['size']} bytes  {f.get('ipfsCid', '')}" for f in files]
+    settings.emit(files, "\n".join(lines) or "no files")
+
+
+# -- inference -------------------------------------------------------------------------------------
+
+
+def _json_option(value: str | None, file: Path | None, what: str) -> Any:
+    if value is not None and file is not None:
+        raise click.UsageError(f"give {what} inline or as a file, not both")
+    text = file.read_text() if file is not None else value
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"{what} is not valid JSON: {exc}") from exc
+
+
+@main.command()
+@click.option("--model", "-m", "model_cid", required=True, help="Model CID.")
+@click.option("--mode", type=click.Choice(["VANILLA", "ZKML", "TEE"], case_sensitive=False), default="VANILLA",
+              show_default=True)
+@click.option("--input", "-d", "input_", default=None, help="Input tensors as JSON.")
+@click.option("--input-file", type=click.Path(exists=True, path_type=Path), default=None)
+@pass_settings
+def infer(settings: _Settings, model_cid: str, mode: str, input_: str | None, input_file: Path | None) -> None:
+    """Run an ONNX model on chain."""
+    model_input = _json_option(input_, input_file, "--input")
+    if model_input is None:
+        raise click.UsageError("give the model input with --input or --input-file")
+    result = settings.client().alpha.infer(model_cid, mode.upper(), model_input)
+    output = {k: v.tolist() for k, v in result.model_output.items()}
+    proof = result.proof.to_dict() if result.proof else None
+    settings.emit({"transaction_hash": result.transaction_hash, "model_output": output, "proof": proof},
+                  f"transaction: {result.transaction_hash}\noutput: {json.dumps(output)}")
+
+
+def _llm_summary(result: TextGenerationOutput) -> dict[str, Any]:
+    return {"finish_reason": result.finish_reason, "payment_hash": result.payment_hash,
+            "tee_verified": result.tee_verified, "usage": vars(result.usage) if result.usage else None,
+            "proof": result.proof.to_dict() if result.proof else None}
+
+
+_SETTLEMENT = click.option("--x402-settlement-mode", "--settlement-mode", "settlement_mode", default="settle",
+                           type=click.Choice(["settle", "settle-metadata", "settle-batch"], case_sensitive=False),
+                           show_default=True)
+_LLM_MODE = click.option("--mode", "llm_mode", type=click.Choice(["TEE"], case_sensitive=False), default="TEE",
+                         help="Accepted for 0.7.4 scripts: every LLM call runs in a TEE.")
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Model, e.g. openai/gpt-4o.")
+@click.option("--prompt", "-p", required=True)
+@click.option("--max-tokens", default=100, show_default=True)
+@click.option("--stop-sequence", multiple=True)
+@click.option("--temperature", default=0.0, show_default=True)
+@_SETTLEMENT
+@_LLM_MODE
+@pass_settings
+def completion(settings: _Settings, model: str, prompt: str, max_tokens: int, stop_sequence: tuple[str, ...],
+               temperature: float, settlement_mode: str, llm_mode: str) -> None:
+    """Complete a prompt with a TEE-verified LLM (paid with x402)."""
+    result = settings.client().llm.completion(model, prompt, max_tokens, list(stop_sequence) or None,
+                                              temperature, settlement_mode)
+    settings.emit({"completion": result.completion_output, **_llm_summary(result)},
+                  f"{result.completion_output}\n[payment {result.payment_hash}, TEE verified: "
+                  f"{result.tee_verified}]")
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Model, e.g. openai/gpt-4o.")
+@click.option("--messages", default=None, help="Messages as a JSON list.")
+@click.option("--messages-file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--tools", default=None, help="Tools as a JSON list.")
+@click.option("--tools-file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--tool-choice", default=None)
+@click.option("--max-tokens", default=100, show_default=True)
+@click.option("--stop-sequence", multiple=True)
+@click.option("--temperature", default=0.0, show_default=True)
+@click.option("--stream", is_flag=True, help="Print tokens as they arrive.")
+@_SETTLEMENT
+@_LLM_MODE
+@pass_settings
+def chat(settings: _Settings, model: str, messages: str | None, messages_file: Path | None, tools: str | None,
+         tools_file: Path | None, tool_choice: str | None, max_tokens: int, stop_sequence: tuple[str, ...],
+         temperature: float, stream: bool, settlement_mode: str, llm_mode: str) -> None:
+    """Chat with a TEE-verified LLM (paid with x402)."""
+    from opengradient.client.llm import TextGenerationStream
+
+    parsed = _json_option(messages, messages_file, "--messages")
+    if parsed is None:
+        raise click.UsageError("give the conversation with --messages or --messages-file")
+    result = settings.client().llm.chat(model, parsed, max_tokens, list(stop_sequence) or None, temperature,
+                                        _json_option(tools, tools_file, "--tools"), tool_choice,
+                                        settlement_mode, stream)
+    if isinstance(result, TextGenerationStream):
+        for chunk in result:
+            if chunk.choices[0].delta.content and not settings.as_json:
+                click.echo(chunk.choices[0].delta.content, nl=False)
+        if not settings.as_json:
+            click.echo()
+        assert result.result is not None
+        final = result.result
+    else:
+        final = result
+    message = final.chat_output or {}
+    text = message.get("content") or json.dumps(message.get("tool_calls"))
+    summary = f"[payment {final.payment_hash}, TEE verified: {final.tee_verified}]"
+    settings.emit({"message": message, **_llm_summary(final)}, summary if stream else f"{text}\n{summary}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@pass_settings
+def verify(settings: _Settings, file: Path) -> None:
+    """Verify a proof saved as JSON (or a saved `--json` response holding a `proof`)."""
+    data = json.loads(file.read_text())
+    if isinstance(data, dict) and isinstance(data.get("proof"), dict):
+        data = data["proof"]
+    if not isinstance(data, dict) or "kind" not in data:
+        raise click.UsageError(f"{file} holds no proof")
+    proof = opengradient.Proof.from_dict(data)
+    proof.verify(settings.client())
+    settings.emit({"verified": True, "proof": proof.to_dict()}, f"verified: {proof.kind} proof "
+                  f"{proof.transaction_hash or proof.payment_hash or ''}".rstrip())
+
+
+# -- devnet ----------------------------------------------------------------------------------------
 
 
 @main.group()
@@ -48,7 +345,7 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     click.echo("  development accounts (test mnemonic; never use these keys on a public chain):")
     for address, key in keys:
         click.echo(f"    {address}  {key}")
-    click.echo("Press Ctrl-C to stop.")
+    click.echo(f"Use it: opengradient --devnet {info['url']} …   Press Ctrl-C to stop.")
 
 
 @devnet.command("up")
@@ -56,26 +353,24 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
 @click.option("--port", default=8645, show_default=True, help="Port (0 picks a free one).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Keep uploaded models here (default: a temporary directory).")
-@click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON line.")
-def devnet_up(host: str, port: int, data_dir: str | None, as_json: bool) -> None:
+@pass_settings
+def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None) -> None:
     """Serve the devnet over HTTP until interrupted."""
     try:
         from opengradient.devnet.node import start
     except ImportError as exc:
-        _fail(f"the devnet needs extra packages ({exc.name} is missing): "
-              "pip install 'opengradient[devnet]'")
-        return
+        _fail(f"the devnet needs extra packages ({exc.name} is missing): pip install 'opengradient[devnet]'")
     try:
         net = start(http=True, host=host, port=port, data_dir=data_dir)
     except (OSError, RuntimeError) as exc:
         _fail(f"could not start the devnet on {host}:{port}: {exc}")
-        return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with net:
         info = net.info()
-        if as_json:
-            click.echo(json.dumps(info))
+        if settings.as_json:
+            click.echo(json.dumps(info), nl=True)
+            sys.stdout.flush()
         else:
             _print_devnet(info, [(a.address, a.private_key) for a in net.accounts])
         try:

@@ -26,8 +26,8 @@ def test_unknown_command_exits_non_zero() -> None:
 
 
 def test_devnet_up_serves_until_terminated() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "opengradient.cli", "devnet", "up", "--port", "0",
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "opengradient.cli", "--json", "devnet", "up", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         info = json.loads(proc.stdout.readline())

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from opengradient.client.alpha import Alpha
     from opengradient.client.llm import LLM, TeeTrust
     from opengradient.client.model_hub import ModelHub
+    from opengradient.client.twins import Twins
 
 
 class Client:
@@ -88,6 +89,7 @@ class Client:
         self._alpha: Alpha | None = None
         self._model_hub: ModelHub | None = None
         self._llm: LLM | None = None
+        self._twins: Twins | None = None
 
     @property
     def alpha(self) -> Alpha:
@@ -111,6 +113,15 @@ class Client:
                             max_payment_per_request=self._max_payment or DEFAULT_MAX_PAYMENT,
                             tee_trust=self._tee_trust, tee_public_key=self._tee_public_key)
         return self._llm
+
+    @property
+    def twins(self) -> Twins:
+        """Digital-twin chat (needs `twins_api_key`; calls without one raise a clear error)."""
+        if self._twins is None:
+            from opengradient.client.twins import Twins
+
+            self._twins = Twins(self._http, base_url=self.network.twins_url, api_key=self.__twins_api_key)
+        return self._twins
 
     @property
     def model_hub(self) -> ModelHub:

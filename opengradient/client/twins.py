@@ -1,0 +1,66 @@
+"""`client.twins`: chat with digital twins (PROTOCOL.md §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opengradient.client._http import raise_for_status, transport_errors
+from opengradient.client.llm import chat_body
+from opengradient.errors import ConfigurationError, InvalidInputError
+from opengradient.types import TEE_LLM, TextGenerationOutput, Usage
+
+if TYPE_CHECKING:
+    from opengradient.client._http import HttpCore
+
+
+class Twins:
+    """Digital-twin chat; needs a twins API key (`twins_api_key=` on the client)."""
+
+    def __init__(self, http: HttpCore, *, base_url: str, api_key: str | None) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self.__api_key = api_key
+
+    def _request(self, twin_id: str, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
+                 temperature: float | None, max_tokens: int | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+        if not self.__api_key:
+            raise ConfigurationError("twins chat needs a twins API key", hint="pass twins_api_key= to og.init")
+        if not isinstance(twin_id, str) or not twin_id.strip() or "/" in twin_id:
+            raise InvalidInputError(f"twin_id must be a non-empty id without '/', got {twin_id!r}")
+        body = chat_body(model, messages, max_tokens=max_tokens or 100, temperature=temperature or 0.0)
+        if max_tokens is None:
+            body.pop("max_tokens")
+        if temperature is None:
+            body.pop("temperature")
+        url = f"{self._base_url}/twins/{twin_id.strip()}/chat"
+        return url, {"X-API-Key": self.__api_key}, body
+
+    @staticmethod
+    def _output(data: Any) -> TextGenerationOutput:
+        choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
+        return TextGenerationOutput(chat_output=dict(choice.get("message") or {}),
+                                    finish_reason=choice.get("finish_reason"),
+                                    usage=Usage.from_dict(data.get("usage")) if isinstance(data, dict) else None,
+                                    model=data.get("model") if isinstance(data, dict) else None)
+
+    def chat(self, twin_id: str, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
+             temperature: float | None = None, max_tokens: int | None = None) -> TextGenerationOutput:
+        """Send `messages` to the twin `twin_id`, answered by `model`."""
+        url, headers, body = self._request(twin_id, model, messages, temperature, max_tokens)
+        with transport_errors(f"POST {url}"):
+            response = self._http.sync.post(url, json=body, headers=headers)
+        raise_for_status(response)
+        return self._output(response.json())
+
+    async def achat(self, twin_id: str, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
+                    temperature: float | None = None, max_tokens: int | None = None) -> TextGenerationOutput:
+        """Async twin of `chat`."""
+        url, headers, body = self._request(twin_id, model, messages, temperature, max_tokens)
+        with transport_errors(f"POST {url}"):
+            response = await self._http.async_.post(url, json=body, headers=headers)
+        raise_for_status(response)
+        return self._output(response.json())
+
+    def __repr__(self) -> str:
+        return f"Twins(base_url={self._base_url!r})"

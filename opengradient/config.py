@@ -1,0 +1,85 @@
+"""The CLI's settings: a 0600 JSON file in the platform's config directory, overridden by the environment.
+
+The 0.7.4 file `~/.opengradient_config.json` is still read when no new file exists. Secrets are
+masked whenever settings are shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from opengradient.errors import ConfigurationError
+
+KEYS = ("private_key", "alpha_private_key", "email", "password", "twins_api_key", "network", "devnet_url")
+SECRET_KEYS = {"private_key", "alpha_private_key", "password", "twins_api_key"}
+ENV = {key: f"OG_{key.upper()}" for key in KEYS}
+LEGACY_PATH = Path.home() / ".opengradient_config.json"
+
+
+def config_path() -> Path:
+    """Where settings live: `$OG_CONFIG_FILE`, else the platform's user config directory."""
+    override = os.environ.get("OG_CONFIG_FILE")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("opengradient")) / "config.json"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the config file {path}: {exc}",
+                                 hint="fix it or run `opengradient config clear`") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"the config file {path} does not hold a JSON object")
+    return {k: v for k, v in data.items() if k in KEYS and v not in (None, "")}
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings from the file (or the legacy file), with `OG_*` environment variables on top."""
+    environ = os.environ if environ is None else environ
+    path = config_path()
+    settings = _read(path) if path.exists() else _read(LEGACY_PATH)
+    for key, variable in ENV.items():
+        if environ.get(variable):
+            settings[key] = environ[variable]
+    return settings
+
+
+def save(settings: Mapping[str, Any]) -> Path:
+    """Write settings to the config file, readable by the owner only (0600 from the first byte)."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: v for k, v in settings.items() if k in KEYS and v not in (None, "")}
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(clean, handle, indent=2, sort_keys=True)
+    os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
+    tmp.replace(path)
+    return path
+
+
+def clear() -> bool:
+    """Delete the config file; True if there was one."""
+    path = config_path()
+    if path.exists():
+        path.unlink()
+        return True
+    return False
+
+
+def mask(key: str, value: Any) -> Any:
+    """A secret shown as its first and last characters only."""
+    if key not in SECRET_KEYS or not isinstance(value, str):
+        return value
+    return value[:4] + "…" + value[-4:] if len(value) > 12 else "****"
