@@ -105,7 +105,9 @@ def devnet_start_warm(stack: ExitStack) -> Benchmark:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the selected benchmarks, print one table (or JSON)."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Time each DESIGN.md target against a baseline measured in the same run.")
     parser.add_argument("--quick", action="store_true", help="few repetitions (for tests)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help=f"run only this benchmark (repeatable): {', '.join(registry.factories)}")
@@ -126,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table(results, title=f"opengradient benchmarks — Python {meta['python']}"
                                    f"{' (quick)' if args.quick else ''}")
+        measured = [r for r in results if r.error is None]
+        missed = [r.name for r in measured if not r.met]
+        print(f"{len(measured) - len(missed)} of {len(results)} targets met"
+              + (f"; NOT MET: {', '.join(missed)}" if missed else "")
+              + (f"; could not measure: {', '.join(r.name for r in results if r.error)}"
+                 if len(measured) < len(results) else ""))
     return 1 if any(r.error is not None for r in results) else 0
 
 

@@ -33,6 +33,7 @@ from opengradient.errors import (
     SpendCapExceededError,
     TransactionError,
     VerificationError,
+    WorkflowSchedulingError,
 )
 from opengradient.types import (
     LLM,
@@ -54,7 +55,7 @@ from opengradient.types import (
 )
 
 if TYPE_CHECKING:
-    from opengradient import devnet
+    from opengradient import devnet, workflow_models
     from opengradient.client import Client
     from opengradient.proof import Proof
 
@@ -67,6 +68,7 @@ _LAZY = {
     "Client": ("opengradient.client.client", "Client"),
     "Proof": ("opengradient.proof", "Proof"),
     "devnet": ("opengradient.devnet", None),
+    "workflow_models": ("opengradient.workflow_models", None),
 }
 
 
@@ -102,6 +104,6 @@ __all__ = [
     "NetworkError", "NotFoundError", "OpenGradientError", "Proof", "RPCError", "RateLimitError",
     "PaymentDeclinedError", "PaymentError", "PaymentRequiredError", "SpendCapExceededError", "StreamChunk",
     "TextGenerationOutput", "Usage", "RequestTimeoutError", "SchedulerParams", "TransactionError",
-    "VerificationError", "devnet",
+    "VerificationError", "WorkflowSchedulingError", "devnet", "workflow_models",
     "global_client", "init", "x402SettlementMode",
 ]

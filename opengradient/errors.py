@@ -126,3 +126,19 @@ class SpendCapExceededError(PaymentError):
         self.cap = cap
         super().__init__(message, requirements=requirements,
                          hint="raise max_payment_per_request on the client if this price is expected")
+
+
+class WorkflowSchedulingError(OpenGradientError):
+    """A workflow contract was deployed but registering it with the scheduler failed.
+
+    `contract_address` is the deployed workflow (usable at once with `run_workflow`); `reason` is
+    the scheduler's revert reason or what else went wrong. The cause is chained (`__cause__`).
+    """
+
+    def __init__(self, reason: str, *, contract_address: str, transaction_hash: str | None = None) -> None:
+        self.reason = reason
+        self.contract_address = contract_address
+        self.transaction_hash = transaction_hash
+        super().__init__(f"workflow {contract_address} was deployed, but registering it with the scheduler "
+                         f"failed: {reason}",
+                         hint="fix the schedule and call alpha.schedule_workflow(contract_address, scheduler_params)")

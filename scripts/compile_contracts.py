@@ -29,6 +29,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = REPO_ROOT / "opengradient" / "devnet" / "contracts"
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 SOLC_MODULE = REPO_ROOT / "node_modules" / "solc"
+# Artifacts the client itself needs (it deploys workflows) are also copied into the client
+# package, so the SDK never imports the devnet.
+CLIENT_ARTIFACTS_DIR = REPO_ROOT / "opengradient" / "client" / "artifacts"
+CLIENT_ARTIFACTS = ("PriceHistoryInference.json",)
 SOLC_VERSION = "0.8.28"
 
 # viaIR is required: the nested dynamic arrays of ModelOutput hit "stack too deep" otherwise.
@@ -176,6 +180,27 @@ def stale_files(
     return sorted(stale)
 
 
+def stale_client_copies(
+    expected: dict[str, str], client_dir: Path = CLIENT_ARTIFACTS_DIR
+) -> list[str]:
+    """Client copies of artifacts that are missing or differ from the fresh build."""
+    return [
+        f"client/{name}"
+        for name in CLIENT_ARTIFACTS
+        if not (client_dir / name).is_file()
+        or (client_dir / name).read_text(encoding="utf-8") != expected[name]
+    ]
+
+
+def write_client_copies(
+    expected: dict[str, str], client_dir: Path = CLIENT_ARTIFACTS_DIR
+) -> None:
+    """Copy the artifacts the client needs into the client package."""
+    client_dir.mkdir(parents=True, exist_ok=True)
+    for name in CLIENT_ARTIFACTS:
+        (client_dir / name).write_text(expected[name], encoding="utf-8")
+
+
 def write_artifacts(
     expected: dict[str, str], artifacts_dir: Path = ARTIFACTS_DIR
 ) -> None:
@@ -204,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     except CompileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stale = stale_files(expected)
+    stale = stale_files(expected) + stale_client_copies(expected)
     if args.check:
         if stale:
             print(
@@ -216,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"artifacts up to date: {', '.join(sorted(expected))}")
         return 0
     write_artifacts(expected)
+    write_client_copies(expected)
     print(
         f"wrote {len(expected)} artifacts to {ARTIFACTS_DIR.relative_to(REPO_ROOT)}"
         + (f" (changed: {', '.join(stale)})" if stale else " (unchanged)")

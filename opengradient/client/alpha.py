@@ -33,7 +33,13 @@ from opengradient.client.codec import MODEL_INPUT, MODEL_OUTPUT, decode_model_ou
 from opengradient.client.rpc import revert_error
 from opengradient.errors import InferenceError, InvalidInputError, VerificationError
 from opengradient.proof import Proof
-from opengradient.types import InferenceMode, InferenceResult
+from opengradient.types import (
+    HistoricalInputQuery,
+    InferenceMode,
+    InferenceResult,
+    ModelOutput,
+    SchedulerParams,
+)
 
 if TYPE_CHECKING:
     from opengradient.client._http import HttpCore
@@ -158,6 +164,11 @@ class Alpha:
         self._async = AsyncDriver(http, network.rpc_url, wallet, chain_id=network.alpha_chain_id,
                                   max_retries=max_retries)
 
+    @property
+    def network(self) -> Network:
+        """The network this namespace talks to (explorer links, addresses)."""
+        return self._network
+
     def infer(self, model_cid: str, inference_mode: InferenceMode | int | str,
               model_input: dict[str, Any], max_retries: int | None = None) -> InferenceResult:
         """Run `model_cid` on chain and return its output tensors, transaction hash and proof.
@@ -173,6 +184,95 @@ class Alpha:
         """Async twin of `infer`."""
         prepared = prepare_inference(model_cid, inference_mode, model_input)
         return await self._async.run(self._infer_flow(prepared), max_retries=max_retries)
+
+    # ---- workflows ----------------------------------------------------------------------------
+
+    def new_workflow(self, model_cid: str, input_query: HistoricalInputQuery | dict[str, Any],
+                     input_tensor_name: str,
+                     scheduler_params: SchedulerParams | dict[str, int] | None = None) -> str:
+        """Deploy a `PriceHistoryInference` workflow running `model_cid` on the candles of
+        `input_query`, fed as tensor `input_tensor_name`; return its contract address.
+
+        With `scheduler_params` the workflow is also registered with the chain's scheduler, which
+        then calls `run()` every `frequency` seconds for `duration_hours`. If that registration
+        fails, `WorkflowSchedulingError` is raised; it carries the deployed `contract_address`.
+        """
+        from opengradient.client.workflows import deploy_flow, prepare_workflow
+
+        prepared = prepare_workflow(model_cid, input_query, input_tensor_name, scheduler_params)
+        return self._sync.run(deploy_flow(self._sync._wallet().address, self._network.scheduler_address,
+                                          prepared))
+
+    async def anew_workflow(self, model_cid: str, input_query: HistoricalInputQuery | dict[str, Any],
+                            input_tensor_name: str,
+                            scheduler_params: SchedulerParams | dict[str, int] | None = None) -> str:
+        """Async twin of `new_workflow`."""
+        from opengradient.client.workflows import deploy_flow, prepare_workflow
+
+        prepared = prepare_workflow(model_cid, input_query, input_tensor_name, scheduler_params)
+        return await self._async.run(deploy_flow(self._async._wallet().address,
+                                                 self._network.scheduler_address, prepared))
+
+    def schedule_workflow(self, contract_address: str,
+                          scheduler_params: SchedulerParams | dict[str, int]) -> str:
+        """Register a deployed workflow with the scheduler; returns the registration's tx hash."""
+        from opengradient.client.workflows import parse_address, schedule_flow
+
+        address, params = parse_address(contract_address), _required_schedule(scheduler_params)
+        return self._sync.run(schedule_flow(self._sync._wallet().address, self._network.scheduler_address,
+                                            address, params))
+
+    async def aschedule_workflow(self, contract_address: str,
+                                 scheduler_params: SchedulerParams | dict[str, int]) -> str:
+        """Async twin of `schedule_workflow`."""
+        from opengradient.client.workflows import parse_address, schedule_flow
+
+        address, params = parse_address(contract_address), _required_schedule(scheduler_params)
+        return await self._async.run(schedule_flow(self._async._wallet().address,
+                                                   self._network.scheduler_address, address, params))
+
+    def run_workflow(self, contract_address: str) -> ModelOutput:
+        """Run a workflow now (a transaction to its `run()`) and return the model's output."""
+        from opengradient.client.workflows import parse_address, run_flow
+
+        address = parse_address(contract_address)
+        return self._sync.run(run_flow(self._sync._wallet().address, address))
+
+    async def arun_workflow(self, contract_address: str) -> ModelOutput:
+        """Async twin of `run_workflow`."""
+        from opengradient.client.workflows import parse_address, run_flow
+
+        address = parse_address(contract_address)
+        return await self._async.run(run_flow(self._async._wallet().address, address))
+
+    def read_workflow_result(self, contract_address: str) -> ModelOutput:
+        """The output of the workflow's latest run (a read; no transaction, no key needed).
+
+        Raises `InferenceError` when the workflow has no result yet.
+        """
+        from opengradient.client.workflows import parse_address, read_result_flow
+
+        return self._sync.run(read_result_flow(parse_address(contract_address)))
+
+    async def aread_workflow_result(self, contract_address: str) -> ModelOutput:
+        """Async twin of `read_workflow_result`."""
+        from opengradient.client.workflows import parse_address, read_result_flow
+
+        return await self._async.run(read_result_flow(parse_address(contract_address)))
+
+    def read_workflow_history(self, contract_address: str, num_results: int) -> list[ModelOutput]:
+        """The outputs of the workflow's last `num_results` runs, newest first."""
+        from opengradient.client.workflows import parse_address, parse_num_results, read_history_flow
+
+        address, n = parse_address(contract_address), parse_num_results(num_results)
+        return self._sync.run(read_history_flow(address, n))
+
+    async def aread_workflow_history(self, contract_address: str, num_results: int) -> list[ModelOutput]:
+        """Async twin of `read_workflow_history`."""
+        from opengradient.client.workflows import parse_address, parse_num_results, read_history_flow
+
+        address, n = parse_address(contract_address), parse_num_results(num_results)
+        return await self._async.run(read_history_flow(address, n))
 
     def _infer_flow(self, prepared: PreparedInference) -> Flow[InferenceResult]:
         from eth_abi import decode
@@ -230,6 +330,16 @@ class Alpha:
         url = f"{self._network.api_url}/artela-network/artela-rollkit/inference/tx/{inference_id}"
         body = yield HttpGetJson(url)
         return parse_api_result(body)
+
+
+def _required_schedule(scheduler_params: Any) -> SchedulerParams:
+    from opengradient.client.workflows import parse_scheduler_params
+
+    params = parse_scheduler_params(scheduler_params)
+    if params is None:
+        raise InvalidInputError("scheduler_params is required",
+                                hint="for example og.SchedulerParams(frequency=3600, duration_hours=24)")
+    return params
 
 
 def _verify_flow(proof: Proof, network: Network) -> Flow[bool]:

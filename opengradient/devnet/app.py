@@ -2,8 +2,9 @@
 
 Routes: `POST /rpc/alpha` and `POST /rpc/payments` (Ethereum JSON-RPC), `/api/v0/…` (Model Hub),
 `/auth/v1/…` (sign-in), `GET /artela-network/artela-rollkit/inference/tx/{id}` (inference
-results), `GET /` (what is running). The same app is served by uvicorn over HTTP and reached
-in-process through `ASGIBridge`.
+results), the LLM gateway (`/v1/chat/completions`, `/v1/completions`, `/signing-key`,
+`/enclave/attestation`, `/facilitator/…`), `GET /` (what is running). The same app is served by
+uvicorn over HTTP and reached in-process through `ASGIBridge`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from opengradient.devnet.chain import DevChain
     from opengradient.devnet.hub import HubService
     from opengradient.devnet.inference import InferencePrecompile
+    from opengradient.devnet.llm.gateway import LLMGateway
 
 log = logging.getLogger("opengradient.devnet")
 
@@ -68,7 +70,8 @@ class AccessLog:
 
 
 def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
-              precompile: InferencePrecompile, info: Callable[[], dict[str, Any]]) -> ASGIApp:
+              precompile: InferencePrecompile, info: Callable[[], dict[str, Any]],
+              llm: LLMGateway | None = None) -> ASGIApp:
     """Compose the devnet's services into one app."""
 
     async def inference_result(request: Request) -> Response:
@@ -87,6 +90,7 @@ def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
         Route("/rpc/payments", _rpc_endpoint(payments), methods=["POST"]),
         Route("/artela-network/artela-rollkit/inference/tx/{inference_id}", inference_result,
               methods=["GET"]),
+        *(llm.routes() if llm is not None else []),
         Mount("/api/v0", hub.hub_app()),
         Mount("/auth/v1", hub.auth_app()),
     ])

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -68,7 +68,7 @@ class DeployerError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _artifact_text(contract_name: str) -> str:
     path = ARTIFACTS_DIR / f"{contract_name}.json"
     if not path.is_file():
@@ -82,7 +82,7 @@ def artifact(contract_name: str) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(_artifact_text(contract_name)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _abi(contract_name: str) -> tuple[dict[str, Any], ...]:
     return tuple(artifact(contract_name)["abi"])
 
@@ -107,7 +107,7 @@ def _abi_type(item: dict[str, Any]) -> str:
     if not kind.startswith("tuple"):
         return kind
     inner = ",".join(_abi_type(c) for c in item["components"])
-    return f"({inner}){kind[len('tuple'):]}"
+    return f"({inner}){kind[len('tuple') :]}"
 
 
 def _signature(entry: dict[str, Any]) -> str:
@@ -174,9 +174,7 @@ def _find_function(contract_name: str, function_name: str, n_args: int) -> dict[
         raise DeployerError(f"{contract_name}.{function_name} is ambiguous; pass the signature: {options}")
     entry = matches[0]
     if len(entry.get("inputs", [])) != n_args:
-        raise DeployerError(
-            f"{_signature(entry)} takes {len(entry.get('inputs', []))} arguments, got {n_args}"
-        )
+        raise DeployerError(f"{_signature(entry)} takes {len(entry.get('inputs', []))} arguments, got {n_args}")
     return entry
 
 
@@ -186,12 +184,28 @@ def encode_call(contract_name: str, function_name: str, *args: Any) -> bytes:
     return keccak(text=_signature(entry))[:4] + _encode_args(entry.get("inputs", []), args)
 
 
+def _checksummed(item: dict[str, Any], value: Any) -> Any:
+    """Decoded value with addresses checksummed (eth_abi returns them lower-case)."""
+    kind = cast(str, item["type"])
+    if kind.endswith("]"):
+        element = dict(item, type=kind[: kind.rindex("[")])
+        return tuple(_checksummed(element, v) for v in value)
+    if kind == "tuple":
+        return tuple(_checksummed(c, v) for c, v in zip(item["components"], value, strict=True))
+    if kind == "address":
+        return to_checksum_address(value)
+    return value
+
+
 def _decode_outputs(entry: dict[str, Any], data: bytes) -> Any:
+    """A function's return data: one value, or a tuple of values for several outputs; structs are
+    tuples in field order and addresses are checksummed."""
     outputs = entry.get("outputs", [])
     if not outputs:
         return None
     decoded = abi_decode([_abi_type(o) for o in outputs], data)
-    return decoded[0] if len(decoded) == 1 else tuple(decoded)
+    values = tuple(_checksummed(o, v) for o, v in zip(outputs, decoded, strict=True))
+    return values[0] if len(values) == 1 else values
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,8 +255,9 @@ class Deployer:
 
     # ---- transactions ------------------------------------------------------------------------
 
-    def send(self, to: str | None, data: bytes, *, value: int = 0, gas: int | None = None,
-             what: str = "transaction") -> dict[str, Any]:
+    def send(
+        self, to: str | None, data: bytes, *, value: int = 0, gas: int | None = None, what: str = "transaction"
+    ) -> dict[str, Any]:
         """Sign and send one transaction; return its receipt, raising DeployerError unless it succeeded."""
         call: dict[str, Any] = {"from": self.address, "data": "0x" + data.hex(), "value": hex(value)}
         if to is not None:
@@ -313,8 +328,9 @@ class Deployer:
             raise DeployerError(f"deploying {contract_name}: the receipt has no contract address", receipt=receipt)
         return to_checksum_address(address)
 
-    def transact(self, address: str, contract_name: str, function_name: str, *args: Any,
-                 value: int = 0, gas: int | None = None) -> dict[str, Any]:
+    def transact(
+        self, address: str, contract_name: str, function_name: str, *args: Any, value: int = 0, gas: int | None = None
+    ) -> dict[str, Any]:
         """Call a state-changing function in a transaction; return the (successful) receipt.
 
         ``function_name`` is a name, or a full signature such as ``"permit(address,…)"`` to pick
@@ -323,8 +339,7 @@ class Deployer:
         data = encode_call(contract_name, function_name, *args)
         return self.send(address, data, value=value, gas=gas, what=f"{contract_name}.{function_name}")
 
-    def call(self, address: str, contract_name: str, function_name: str, *args: Any,
-             block: str = "pending") -> Any:
+    def call(self, address: str, contract_name: str, function_name: str, *args: Any, block: str = "pending") -> Any:
         """Run a function with eth_call and return its decoded result (one value, or a tuple)."""
         entry = _find_function(contract_name, function_name, len(args))
         data = keccak(text=_signature(entry))[:4] + _encode_args(entry.get("inputs", []), args)

@@ -18,6 +18,7 @@ from opengradient.devnet.chain import DevChain
 from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore
 from opengradient.devnet.inference import InferencePrecompile
 from opengradient.devnet.keys import DevAccount, dev_accounts
+from opengradient.devnet.llm.gateway import LLMGateway
 from opengradient.devnet.models import SHIPPED_MODELS
 from opengradient.devnet.transport import ASGIBridge
 from opengradient.networks import (
@@ -35,7 +36,13 @@ log = logging.getLogger("opengradient.devnet")
 IN_PROCESS_URL = "http://devnet.local"
 _ARTIFACTS = Path(__file__).resolve().parent / "contracts" / "artifacts"
 _FUNDING_WEI = 10_000 * 10**18
-_ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: OPG each user account (0–7) holds at start.
+OPG_PER_USER = 1_000_000 * 10**18
+#: Dev account roles: 0–7 users (hold OPG), 8 the gateway operator (deployer, payTo, settlement
+#: recorder, TEE registrant), 9 the facilitator (sends the x402 settle transactions).
+USER_ACCOUNTS = 8
+OPERATOR_ACCOUNT = 8
+FACILITATOR_ACCOUNT = 9
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class Devnet:
                  data_dir: Path | str | None = None, deferred_results: bool = False,
                  accounts: int = 10) -> None:
         started = time.perf_counter()
-        self.accounts: list[DevAccount] = dev_accounts(accounts)
+        self.accounts: list[DevAccount] = dev_accounts(max(accounts, FACILITATOR_ACCOUNT + 1))
         funded = {a.address: _FUNDING_WEI for a in self.accounts}
         self._tmp = tempfile.TemporaryDirectory(prefix="og-devnet-") if data_dir is None else None
         self.data_dir = Path(self._tmp.name if self._tmp else data_dir)  # type: ignore[arg-type]
@@ -79,13 +86,19 @@ class Devnet:
                         m.description, m.example_input)
             for m in SHIPPED_MODELS
         ]
+        self.gateway = LLMGateway.deploy(
+            payments_chain=self.payments_chain, alpha_chain=self.alpha_chain,
+            operator=self.accounts[OPERATOR_ACCOUNT], facilitator=self.accounts[FACILITATOR_ACCOUNT],
+            holders=[a.address for a in self.accounts[:USER_ACCOUNTS]], mint_each=OPG_PER_USER)
         self.app = build_app(alpha=self.alpha_chain, payments=self.payments_chain, hub=self.hub,
-                             precompile=self.precompile, info=self.info)
+                             precompile=self.precompile, info=self.info, llm=self.gateway)
         self._bridge = ASGIBridge(self.app)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self.url = self._serve(host, port) if http else IN_PROCESS_URL
-        self.network: Network = devnet_network(self.url, opg_token=_ZERO_ADDRESS)
+        self.gateway.register_tee(self.url)
+        self.network: Network = devnet_network(self.url, opg_token=self.gateway.contracts.opg_token,
+                                               tee_registry=self.gateway.tee_registry)
         self.client = self.new_client()
         self.startup_seconds = time.perf_counter() - started
         log.info("devnet ready at %s in %.2f s", self.url, self.startup_seconds)
@@ -117,12 +130,15 @@ class Devnet:
             "url": self.url,
             "alpha": {"rpc_url": self.network.rpc_url, "chain_id": DEVNET_ALPHA_CHAIN_ID,
                       "inference_contract": INFERENCE_CONTRACT_ADDRESS,
-                      "inference_precompile": INFERENCE_PRECOMPILE_ADDRESS},
+                      "inference_precompile": INFERENCE_PRECOMPILE_ADDRESS,
+                      "tee_registry": self.network.tee_registry_address},
             "payments": {"rpc_url": self.network.payments.rpc_url,
-                         "chain_id": DEVNET_PAYMENTS_CHAIN_ID},
+                         "chain_id": DEVNET_PAYMENTS_CHAIN_ID,
+                         "opg_token": self.network.payments.token_address},
             "model_hub": {"url": self.network.hub_url, "email": DEV_EMAIL},
             "models": [{"name": m.name, "cid": m.cid, "example_input": m.example_input}
                        for m in self.models],
+            "llm": self.gateway.info(),
             "accounts": [a.address for a in self.accounts],
         }
 
@@ -131,8 +147,12 @@ class Devnet:
 
         import uvicorn
 
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets made that way, and without
+        # it every response waits ~40 ms for a delayed ACK (uvicorn writes headers and body apart).
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                             socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -155,6 +175,7 @@ class Devnet:
     def close(self) -> None:
         """Stop serving and free the data directory (if the devnet made it)."""
         self.client.close()
+        self.gateway.close()
         if self._server is not None:
             self._server.should_exit = True
             if self._server_thread is not None:

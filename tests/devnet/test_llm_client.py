@@ -121,7 +121,8 @@ async def test_async_chat_stream_and_completion(devnet: Devnet) -> None:
     stream = await client.llm.achat("gpt-4o", [{"role": "user", "content": "count"}], stream=True, max_tokens=20)
     assert isinstance(stream, AsyncTextGenerationStream)
     text = "".join([c.choices[0].delta.content or "" async for c in stream])
-    assert stream.result is not None and stream.result.tee_verified and text == stream.result.chat_output["content"]
+    assert stream.result is not None and stream.result.tee_verified
+    assert stream.result.chat_output is not None and text == stream.result.chat_output["content"]
     completion = await client.llm.acompletion("gpt-4o", "Translate 'hello' to French:", max_tokens=20)
     assert completion.completion_output and completion.tee_verified and completion.payment_hash
 

@@ -32,7 +32,7 @@ def tokenize(text: str) -> list[str]:
 
 def count_tokens(text: str) -> int:
     """How many tokens `text` is."""
-    return sum(1 for _ in _TOKEN_RE.finditer(text))
+    return len(_TOKEN_RE.findall(text))
 
 
 def message_text(content: Any) -> str:

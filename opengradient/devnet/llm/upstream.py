@@ -215,23 +215,24 @@ class UpstreamRouter:
                 return upstream
         return self.default
 
-    def _unknown(self, model: object, why: str = "unknown model") -> UnknownModelError:
-        return UnknownModelError(f"{why} {model!r}; known models: {', '.join(self.known_models)}")
+    def _unknown(self, model: object, reason: str = "") -> UnknownModelError:
+        detail = f" ({reason})" if reason else ""
+        return UnknownModelError(f"unknown model {model!r}{detail}; known models: {', '.join(self.known_models)}")
 
     def resolve(self, model: str) -> tuple[Upstream, str]:
         """The upstream for `model` (`provider/model` or bare) and the bare name to send it."""
         if not isinstance(model, str) or not model.strip():
-            raise self._unknown(model, "missing or malformed model name")
+            raise self._unknown(model, "the model name must be a non-empty string")
         if "/" in model:
             provider, bare = model.split("/", 1)
             if not provider or not bare:
-                raise self._unknown(model, "malformed model name")
+                raise self._unknown(model, "expected provider/model or a bare model name")
             upstream = self._provider_upstream(provider)
             if model in self.known_models:
                 return upstream, bare
             known_provider = self._provider_of_bare.get(bare)
             if known_provider is not None and provider_key(known_provider) != provider_key(provider):
-                raise self._unknown(model, f"model {bare!r} is not served by provider {provider!r}:")
+                raise self._unknown(model, f"{bare!r} is a model of {known_provider!r}, not of {provider!r}")
             if upstream.supports(bare):
                 return upstream, bare
             raise self._unknown(model)
@@ -268,6 +269,10 @@ def _display_url(url: str) -> str:
         return "<invalid url>"
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _finish(reason: Any) -> str:
     if reason == "function_call":
         return "tool_calls"
@@ -294,7 +299,7 @@ def _message_tool_calls(raw: Any) -> list[dict[str, Any]] | None:
     for item in raw:
         if not isinstance(item, Mapping):
             continue
-        function = item.get("function") if isinstance(item.get("function"), Mapping) else {}
+        function = _mapping(item.get("function"))
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments)
@@ -483,7 +488,7 @@ class OpenAICompatibleUpstream(Upstream):
         choice = self._first_choice(data)
         if not choice:
             raise UpstreamError(f"upstream {self._where('/chat/completions')} sent no choices")
-        message = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
+        message = _mapping(choice.get("message"))
         content = message.get("content")
         content = content if isinstance(content, str) else tokens.message_text(content) or None
         tool_calls = _message_tool_calls(message.get("tool_calls"))
@@ -500,7 +505,7 @@ class OpenAICompatibleUpstream(Upstream):
             if event.get("usage"):
                 usage_data = event["usage"]
             choice = self._first_choice(event)
-            delta = choice.get("delta") if isinstance(choice.get("delta"), Mapping) else {}
+            delta = _mapping(choice.get("delta"))
             content = delta.get("content")
             if isinstance(content, str) and content:
                 produced.append(content)

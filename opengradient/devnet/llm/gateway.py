@@ -1,0 +1,924 @@
+"""The devnet's TEE LLM gateway: OpenAI-shaped routes, x402 payments, signed responses.
+
+Routes (mounted on the devnet app's root):
+
+- `POST /v1/chat/completions`, `POST /v1/completions` — OpenAI shapes, SSE with `"stream": true`;
+- `GET /signing-key`, `GET /enclave/attestation?nonce=<hex>` — the enclave key (simulated TEE);
+- `POST /facilitator/verify`, `POST /facilitator/settle`, `GET /facilitator/supported` — the
+  devnet's facilitator in x402's facilitator HTTP API shapes, for x402's own server middleware.
+
+A paid request goes: validate (400) → price from model and `max_tokens` → 402 with
+`PAYMENT-REQUIRED` when there is no payment → verify the payment (x402 facilitator core,
+simulating the transfer on chain; 402 with x402's error code when refused) → run the upstream
+model (503 on failure, nothing settled) → settle on chain (402 with a failed `PAYMENT-RESPONSE`
+when that fails) → respond with `PAYMENT-RESPONSE` and the TEE fields → record the settlement on
+`OGSettlement` in a background worker. A stream is settled after the upstream produced its first
+piece and before the first byte goes out.
+
+A payment authorization is idempotent: sent again with the same body after a success, the stored
+response is replayed without settling again; with another body it is refused as already used.
+Concurrent duplicates wait for the first one. A paid stream whose client leaves early is finished
+in the background and stored, so the retry gets it whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from x402.mechanisms.evm.constants import ERR_NONCE_ALREADY_USED
+from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse
+from x402.schemas.v1 import PaymentPayloadV1
+
+from opengradient.client.tee import (
+    canonical_chat_request,
+    canonical_completion_request,
+    output_hash,
+    output_text,
+    request_hash,
+)
+from opengradient.devnet.llm.enclave import PCR_HASH, Enclave
+from opengradient.devnet.llm.facilitator import (
+    DevFacilitator,
+    chain_id_of_network,
+    parse_facilitator_request,
+)
+from opengradient.devnet.llm.payments import (
+    DEFAULT_MAX_TOKENS,
+    PaymentHeaderError,
+    SettlementMode,
+    build_payment_required,
+    build_requirements,
+    decode_payment_header,
+    encode_header_json,
+    parse_settlement_mode,
+    price_of,
+    v1_requirements_json,
+)
+from opengradient.devnet.llm.settlement import SettlementRecord, SettlementRecorder
+from opengradient.devnet.llm.upstream import (
+    Completion,
+    Delta,
+    UnknownModelError,
+    Upstream,
+    UpstreamError,
+    UpstreamRouter,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from opengradient.devnet.chain import DevChain
+    from opengradient.devnet.deploy import PaymentContracts
+    from opengradient.devnet.keys import DevAccount
+
+__all__ = ["LLMGateway", "NO_MATCHING_REQUIREMENTS"]
+
+log = logging.getLogger("opengradient.devnet.gateway")
+
+#: The 402 `error` when a payment's `accepted` is not the offer (x402's server wording).
+NO_MATCHING_REQUIREMENTS = "No matching payment requirements"
+PAYMENT_REQUIRED = "Payment required"
+INVALID_PAYLOAD = "invalid_payload"
+#: How long a settled response stays replayable after its authorization expires.
+_REPLAY_GRACE_SECONDS = 600
+_MAX_STORED = 4096
+#: How long a duplicate waits for the request in flight with the same authorization.
+_WAIT_SECONDS = 120.0
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+class _BadRequestError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error",
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status,
+                        headers=dict(headers or {}))
+
+
+def _json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status, headers=dict(headers or {}),
+                    media_type="application/json")
+
+
+def _sse(data: Mapping[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+_SSE_DONE = b"data: [DONE]\n\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Request validation
+# --------------------------------------------------------------------------------------------
+
+
+def _validate_common(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _BadRequestError("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _BadRequestError("'model' is required: a model name such as 'openai/gpt-4o' or 'gpt-4o'")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                   or not 1 <= max_tokens <= 1_000_000):
+        raise _BadRequestError("'max_tokens' must be an integer from 1 to 1000000")
+    temperature = body.get("temperature")
+    if temperature is not None and (isinstance(temperature, bool)
+                                    or not isinstance(temperature, (int, float))
+                                    or not 0 <= temperature <= 2):
+        raise _BadRequestError("'temperature' must be a number from 0 to 2")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _BadRequestError("'stream' must be a boolean")
+    stop = body.get("stop")
+    if stop is not None and not (isinstance(stop, str) or (
+            isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
+        raise _BadRequestError("'stop' must be a string or a list of strings")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise _BadRequestError("'stream_options' must be an object")
+    return body
+
+
+def _validate_chat(body: Any) -> dict[str, Any]:
+    body = _validate_common(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _BadRequestError("'messages' must be a non-empty list of messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise _BadRequestError(f"messages[{i}] must be an object with a role "
+                              "(system, developer, user, assistant or tool)")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise _BadRequestError(f"messages[{i}].content must be a string, a list of parts or null")
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _BadRequestError("'tools' must be a list")
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                raise _BadRequestError(f"tools[{i}] must be {{'type': 'function', 'function': {{'name', …}}}}")
+    tool_choice = body.get("tool_choice")
+    if tool_choice is not None and not (tool_choice in ("auto", "none", "required")
+                                        or isinstance(tool_choice, dict)):
+        raise _BadRequestError("'tool_choice' must be 'auto', 'none', 'required' or a function choice")
+    response_format = body.get("response_format")
+    if response_format is not None and not isinstance(response_format, dict):
+        raise _BadRequestError("'response_format' must be an object")
+    return body
+
+
+def _validate_completion(body: Any) -> dict[str, Any]:
+    body = _validate_common(body)
+    prompt = body.get("prompt")
+    if not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
+                                        and all(isinstance(p, str) for p in prompt))):
+        raise _BadRequestError("'prompt' must be a string (or a list of strings)")
+    return body
+
+
+# --------------------------------------------------------------------------------------------
+# Idempotent replay of paid responses
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Stored:
+    signature: str
+    body_sha: bytes
+    status: int
+    headers: dict[str, str]
+    media_type: str
+    chunks: list[bytes]
+    expires_at: float
+
+
+class _Ledger:
+    """Settled responses by payment authorization (payer, nonce), and the ones in flight.
+
+    Thread-safe and loop-agnostic: the devnet app may run on the in-process bridge loop and on
+    uvicorn's loop at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: OrderedDict[tuple[str, str], _Stored] = OrderedDict()
+        self._inflight: dict[tuple[str, str], list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
+
+    async def acquire(self, key: tuple[str, str]) -> tuple[_Stored | None, bool]:
+        """(stored response, owner) for `key`.
+
+        When nothing is stored the caller becomes the key's owner (and must `release` it),
+        unless the owner in flight outlasts `_WAIT_SECONDS`: then the caller goes on without
+        ownership (verification refuses an authorization that was meanwhile settled).
+        """
+        loop = asyncio.get_running_loop()
+        waited = False
+        while True:
+            with self._lock:
+                stored = self._done.get(key)
+                if stored is not None:
+                    if stored.expires_at >= time.time():
+                        return stored, False
+                    del self._done[key]
+                waiters = self._inflight.get(key)
+                if waiters is None:
+                    self._inflight[key] = []
+                    return None, True
+                if waited:
+                    return None, False
+                waiter: asyncio.Future[None] = loop.create_future()
+                waiters.append((loop, waiter))
+            try:
+                await asyncio.wait_for(waiter, _WAIT_SECONDS)
+            except TimeoutError:
+                waited = True
+
+    def release(self, key: tuple[str, str], stored: _Stored | None) -> None:
+        """Give `key` back (owner only), storing the response when the payment settled."""
+        with self._lock:
+            if stored is not None:
+                self._done[key] = stored
+                now = time.time()
+                while self._done and (len(self._done) > _MAX_STORED
+                                      or next(iter(self._done.values())).expires_at < now):
+                    self._done.popitem(last=False)
+            waiters = self._inflight.pop(key, [])
+        for loop, waiter in waiters:
+            loop.call_soon_threadsafe(_wake, waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+# --------------------------------------------------------------------------------------------
+# One request in flight
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    kind: str  # "chat" | "completion"
+    body: dict[str, Any]
+    raw: bytes
+    upstream: Upstream
+    upstream_request: dict[str, Any]
+    requirements: PaymentRequirements
+    mode: str
+    canonical: dict[str, Any]
+    request_hash: bytes
+    created: int = field(default_factory=lambda: int(time.time()))
+    id: str = ""
+    # payment
+    payload: PaymentPayload | None = None
+    legacy: bool = False  # the payment came as x402 v1 or in X-PAYMENT: a 402 carries a v1 body
+    legacy_network: str | None = None  # the v1 network name the client used
+    v1_payload: bool = False  # `accepted` was synthesised from a v1 payload (nothing to compare)
+    key: tuple[str, str] | None = None
+    signature: str = ""
+    valid_before: int = 0
+    settled: SettleResponse | None = None
+    owner: bool = False  # holds the authorization's key in the ledger
+    handed_off: bool = False  # the key is released elsewhere (stored response or stream end)
+    tx: str = ""  # settlement transaction, for the log line
+
+
+class LLMGateway:
+    """The TEE LLM gateway of a devnet. Build it with `deploy()`; mount `routes()`."""
+
+    def __init__(self, *, payments_chain: DevChain, alpha_chain: DevChain,
+                 contracts: PaymentContracts, tee_registry: str, operator: DevAccount,
+                 facilitator: DevAccount, router: UpstreamRouter | None = None,
+                 enclave: Enclave | None = None, token_name: str = "OPG",
+                 token_version: str = "2") -> None:
+        self.payments_chain = payments_chain
+        self.alpha_chain = alpha_chain
+        self.contracts = contracts
+        self.tee_registry = tee_registry
+        self.operator = operator
+        self.router = router or UpstreamRouter.from_env()
+        self.enclave = enclave or Enclave()
+        self.token_name, self.token_version = token_name, token_version
+        self.network = f"eip155:{payments_chain.chain_id}"
+        self.pay_to = operator.address
+        self.facilitator = DevFacilitator(payments_chain, facilitator.private_key)
+        self.settlements = SettlementRecorder(payments_chain, operator.private_key, contracts.settlement)
+        #: With False the gateway serves without asking for payment (for measuring overheads).
+        self.require_payment = True
+        self.tee_registered_endpoint: str | None = None
+        self._ledger = _Ledger()
+        self._requirements: dict[int, PaymentRequirements] = {}
+        self._closed = False
+        #: Wall time of the most recent settlement (verify excluded), for benchmarks.
+        self.last_settle_seconds = 0.0
+
+    @classmethod
+    def deploy(cls, *, payments_chain: DevChain, alpha_chain: DevChain, operator: DevAccount,
+               facilitator: DevAccount, holders: list[str], mint_each: int = 1_000_000 * 10**18,
+               router: UpstreamRouter | None = None) -> LLMGateway:
+        """Deploy the payment contracts and the TEE registry, then build the gateway."""
+        from opengradient.devnet.deploy import deploy_payment_contracts, deploy_tee_registry
+
+        contracts = deploy_payment_contracts(payments_chain, operator, holders, mint_each=mint_each,
+                                             token_name="OPG", token_version="2")
+        registry = deploy_tee_registry(alpha_chain, operator)
+        return cls(payments_chain=payments_chain, alpha_chain=alpha_chain, contracts=contracts,
+                   tee_registry=registry, operator=operator, facilitator=facilitator, router=router)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def register_tee(self, endpoint: str) -> str:
+        """Register the enclave key in the TEE registry (teeType 0, LLM proxy); returns the tee id."""
+        from opengradient.devnet.deploy import Deployer
+
+        Deployer(self.alpha_chain, self.operator, estimate_gas=False).transact(
+            self.tee_registry, "TEERegistry", "registerTEE", self.pay_to, endpoint,
+            self.enclave.public_key_der, b"", PCR_HASH, 0)
+        self.tee_registered_endpoint = endpoint
+        return self.enclave.tee_id
+
+    def close(self) -> None:
+        """Record pending settlements (a partial batch included) and stop the recorder."""
+        if self._closed:
+            return
+        self._closed = True
+        self.settlements.close()
+
+    def info(self) -> dict[str, Any]:
+        """What `GET /` reports about the gateway."""
+        return {
+            "network": self.network,
+            "opg_token": self.contracts.opg_token,
+            "pay_to": self.pay_to,
+            "facilitator": self.facilitator.address,
+            "settlement_contract": self.contracts.settlement,
+            "tee_registry": self.tee_registry,
+            "tee_id": self.enclave.tee_id,
+            "tee_simulated": True,
+        }
+
+    def routes(self) -> list[Route]:
+        """The gateway's routes, for the devnet app's root."""
+        return [
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/completions", self._completion, methods=["POST"]),
+            Route("/signing-key", self._signing_key, methods=["GET"]),
+            Route("/enclave/attestation", self._attestation, methods=["GET"]),
+            Route("/facilitator/verify", self._facilitator_verify, methods=["POST"]),
+            Route("/facilitator/settle", self._facilitator_settle, methods=["POST"]),
+            Route("/facilitator/supported", self._facilitator_supported, methods=["GET"]),
+        ]
+
+    # ---- pricing ---------------------------------------------------------------------------------
+
+    def requirements_for(self, model: str, max_tokens: int | None) -> PaymentRequirements:
+        """What a request to `model` with `max_tokens` must pay (the same for the same inputs)."""
+        amount = price_of(model, max_tokens)
+        cached = self._requirements.get(amount)
+        if cached is None:
+            cached = build_requirements(network=self.network, amount=amount,
+                                        asset=self.contracts.opg_token, pay_to=self.pay_to,
+                                        token_name=self.token_name, token_version=self.token_version)
+            self._requirements[amount] = cached
+        return cached
+
+    # ---- routes: TEE -----------------------------------------------------------------------------
+
+    async def _signing_key(self, request: Request) -> Response:
+        url = str(request.base_url).rstrip("/") + "/enclave/attestation"
+        return JSONResponse(self.enclave.signing_key(url))
+
+    async def _attestation(self, request: Request) -> Response:
+        raw = request.query_params.get("nonce", "").strip().removeprefix("0x").removeprefix("0X")
+        try:
+            nonce = bytes.fromhex(raw)
+        except ValueError:
+            nonce = b""
+        if not 1 <= len(nonce) <= 64 or len(raw) != 2 * len(nonce):
+            return _error(400, "'nonce' must be 1 to 64 bytes of hex, e.g. ?nonce=" + secrets.token_hex(16))
+        return JSONResponse(await run_in_threadpool(self.enclave.attestation, nonce))
+
+    # ---- routes: facilitator over HTTP -----------------------------------------------------------
+
+    async def _facilitator_body(self, request: Request) -> tuple[Any, Any]:
+        try:
+            return parse_facilitator_request(json.loads(await request.body()))
+        except ValueError as exc:
+            raise _BadRequestError(str(exc)) from None
+
+    async def _facilitator_verify(self, request: Request) -> Response:
+        try:
+            payload, requirements = await self._facilitator_body(request)
+        except _BadRequestError as exc:
+            return _error(400, exc.message)
+        result = await run_in_threadpool(self.facilitator.verify, payload, requirements)
+        return _json_response(result.model_dump(by_alias=True, exclude_none=True))
+
+    async def _facilitator_settle(self, request: Request) -> Response:
+        try:
+            payload, requirements = await self._facilitator_body(request)
+        except _BadRequestError as exc:
+            return _error(400, exc.message)
+        result = await run_in_threadpool(self.facilitator.settle, payload, requirements)
+        log.info("POST /facilitator/settle success=%s amount=%s tx=%s", result.success,
+                 requirements.get_amount(), result.transaction[:10])
+        return _json_response(result.model_dump(by_alias=True, exclude_none=True))
+
+    async def _facilitator_supported(self, request: Request) -> Response:
+        return _json_response(self.facilitator.supported())
+
+    # ---- routes: LLM -----------------------------------------------------------------------------
+
+    async def _chat(self, request: Request) -> Response:
+        return await self._serve(request, "chat")
+
+    async def _completion(self, request: Request) -> Response:
+        return await self._serve(request, "completion")
+
+    async def _serve(self, request: Request, kind: str) -> Response:
+        started = time.perf_counter()
+        call: _Call | None = None
+        response: Response | None = None
+        try:
+            try:
+                call = await self._prepare(request, kind)
+            except _BadRequestError as exc:
+                response = _error(400, exc.message)
+                return response
+            response = await self._paid(request, call)
+            return response
+        except Exception:
+            log.exception("the gateway failed on %s %s", request.method, request.url.path)
+            response = _error(500, "internal error in the devnet gateway", "server_error")
+            return response
+        finally:
+            status = response.status_code if response is not None else 0
+            log.info("%s %s model=%s status=%d amount=%s tx=%s (%.1f ms)", request.method,
+                     request.url.path, call.body.get("model") if call else "-", status,
+                     call.requirements.amount if call and call.payload else "-",
+                     call.tx[:10] if call and call.tx else "-",
+                     (time.perf_counter() - started) * 1000)
+
+    async def _prepare(self, request: Request, kind: str) -> _Call:
+        raw = await request.body()
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise _BadRequestError("the request body is not valid JSON") from None
+        body = _validate_chat(parsed) if kind == "chat" else _validate_completion(parsed)
+        try:
+            upstream, bare = self.router.resolve(body["model"])
+        except UnknownModelError as exc:
+            raise _BadRequestError(str(exc)) from None
+        try:
+            mode = parse_settlement_mode(request.headers.get("x-settlement-type"))
+        except ValueError as exc:
+            raise _BadRequestError(str(exc)) from None
+        upstream_request = {k: v for k, v in body.items()
+                            if k not in ("stream", "stream_options") and v is not None}
+        upstream_request["model"] = bare
+        upstream_request.setdefault("max_tokens", DEFAULT_MAX_TOKENS)  # the budget that was priced
+        canonical = (canonical_chat_request(body) if kind == "chat"
+                     else canonical_completion_request(body))
+        prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
+        return _Call(kind=kind, body=body, raw=raw, upstream=upstream,
+                     upstream_request=upstream_request,
+                     requirements=self.requirements_for(bare, body.get("max_tokens")), mode=mode,
+                     canonical=canonical, request_hash=request_hash(canonical),
+                     id=prefix + secrets.token_hex(12))
+
+    # ---- payments --------------------------------------------------------------------------------
+
+    def _payment_required(self, request: Request, call: _Call, error: str,
+                          settled: SettleResponse | None = None) -> Response:
+        description = (f"{call.body['model']} {'chat completion' if call.kind == 'chat' else 'completion'}"
+                       f" (max_tokens={call.body.get('max_tokens') or DEFAULT_MAX_TOKENS})")
+        required = build_payment_required(call.requirements, url=str(request.url),
+                                          description=description, error=error)
+        headers = {"PAYMENT-REQUIRED": encode_header_json(required.model_dump(by_alias=True,
+                                                                              exclude_none=True)),
+                   "Cache-Control": "no-store"}
+        body: dict[str, Any] = {}
+        if call.legacy:  # an x402 v1 client reads the offer from the body
+            network = call.legacy_network or self.facilitator.v1_network or self.network
+            body = {"x402Version": 1, "error": error, "accepts": [
+                v1_requirements_json(call.requirements, network=network, url=str(request.url),
+                                     description=description)]}
+        if settled is not None:
+            receipt = self._receipt_header(call, settled)
+            headers["PAYMENT-RESPONSE"] = headers["X-PAYMENT-RESPONSE"] = receipt
+        return _json_response(body, 402, headers)
+
+    def _receipt_header(self, call: _Call, settled: SettleResponse) -> str:
+        receipt: dict[str, Any] = {"success": settled.success, "transaction": settled.transaction,
+                                   "network": call.legacy_network or settled.network or self.network,
+                                   "payer": settled.payer}
+        if settled.success:
+            receipt["amount"] = call.requirements.amount
+        else:
+            receipt["errorReason"] = settled.error_reason or "settlement_failed"
+            if settled.error_message:
+                receipt["errorMessage"] = settled.error_message
+        return encode_header_json(receipt)
+
+    def _read_payment(self, request: Request, call: _Call) -> str | None:
+        """Parse the payment header into `call`; returns a refusal reason, or None when usable."""
+        header = request.headers.get("payment-signature")
+        legacy_header = False
+        if header is None:
+            header = request.headers.get("x-payment")
+            legacy_header = header is not None
+        if header is None:
+            return PAYMENT_REQUIRED
+        try:
+            payload = decode_payment_header(header)
+        except PaymentHeaderError:
+            call.legacy = legacy_header
+            return INVALID_PAYLOAD
+        if isinstance(payload, PaymentPayloadV1):
+            call.legacy = call.v1_payload = True
+            call.legacy_network = payload.network
+            chain_id = chain_id_of_network(payload.network)
+            accepted = call.requirements.model_copy(update={
+                "scheme": payload.scheme,
+                "network": f"eip155:{chain_id}" if chain_id is not None else payload.network})
+            payload = PaymentPayload(x402_version=2, payload=payload.payload, accepted=accepted)
+        else:
+            call.legacy = legacy_header
+        authorization = payload.payload.get("authorization")
+        signature = payload.payload.get("signature")
+        if not isinstance(authorization, dict) or not isinstance(signature, str):
+            return INVALID_PAYLOAD  # only EIP-3009 `exact` payments are offered
+        payer, nonce = authorization.get("from"), authorization.get("nonce")
+        if not isinstance(payer, str) or not isinstance(nonce, str):
+            return INVALID_PAYLOAD
+        try:
+            call.valid_before = int(authorization.get("validBefore", 0))
+        except (TypeError, ValueError):
+            return INVALID_PAYLOAD
+        call.payload = payload
+        call.key = (payer.lower(), nonce.lower())
+        call.signature = signature.lower()
+        return None
+
+    def _accepted_matches(self, accepted: PaymentRequirements, offer: PaymentRequirements) -> bool:
+        return (accepted.scheme == offer.scheme and accepted.network == offer.network
+                and accepted.amount == offer.amount
+                and accepted.asset.lower() == offer.asset.lower()
+                and accepted.pay_to.lower() == offer.pay_to.lower()
+                and accepted.max_timeout_seconds == offer.max_timeout_seconds
+                and all(accepted.extra.get(k) == v for k, v in offer.extra.items()))
+
+    async def _paid(self, request: Request, call: _Call) -> Response:
+        if not self.require_payment:
+            return await self._run(request, call)
+        refusal = self._read_payment(request, call)
+        if refusal is not None:
+            return self._payment_required(request, call, refusal)
+        assert call.key is not None and call.payload is not None
+        stored, call.owner = await self._ledger.acquire(call.key)
+        if stored is not None:
+            if stored.signature == call.signature and stored.body_sha == hashlib.sha256(call.raw).digest():
+                call.tx = "replay"
+                return self._replay(stored)
+            return self._payment_required(request, call, ERR_NONCE_ALREADY_USED)
+        try:
+            # Verified before the model runs: an upstream may cost real money, and the reference
+            # model answers in microseconds, so overlapping the two would gain nothing.
+            refused = await self._check_payment(request, call)
+            if refused is not None:
+                return refused
+            return await self._run(request, call)
+        finally:
+            if call.owner and not call.handed_off:
+                self._ledger.release(call.key, None)
+
+    def _replay(self, stored: _Stored) -> Response:
+        headers = dict(stored.headers)
+        if stored.media_type == "text/event-stream":
+            chunks = list(stored.chunks)
+
+            async def frames() -> AsyncIterator[bytes]:
+                for chunk in chunks:
+                    yield chunk
+
+            return StreamingResponse(frames(), stored.status, headers=headers,
+                                     media_type=stored.media_type)
+        return Response(b"".join(stored.chunks), stored.status, headers=headers,
+                        media_type=stored.media_type)
+
+    async def _check_payment(self, request: Request, call: _Call) -> Response | None:
+        """Verify the payment (simulating the transfer on chain); a 402 when it is refused."""
+        assert call.payload is not None
+        result = await run_in_threadpool(self.facilitator.verify, call.payload, call.requirements)
+        if not result.is_valid:
+            return self._payment_required(request, call, result.invalid_reason or INVALID_PAYLOAD)
+        if not call.v1_payload and not self._accepted_matches(call.payload.accepted, call.requirements):
+            return self._payment_required(request, call, NO_MATCHING_REQUIREMENTS)
+        return None
+
+    async def _settle(self, request: Request, call: _Call) -> Response | None:
+        """Settle on chain; a 402 (with the failed receipt) when settlement fails."""
+        assert call.payload is not None
+        started = time.perf_counter()
+        settled = await run_in_threadpool(self.facilitator.settle, call.payload, call.requirements,
+                                          verified=True)
+        self.last_settle_seconds = time.perf_counter() - started
+        call.settled = settled
+        if not settled.success:
+            log.warning("settlement failed: %s %s", settled.error_reason, settled.error_message or "")
+            return self._payment_required(request, call, settled.error_reason or "settlement_failed",
+                                          settled)
+        call.tx = settled.transaction
+        return None
+
+    def _paid_headers(self, call: _Call) -> dict[str, str]:
+        if call.settled is None:
+            return {}
+        receipt = self._receipt_header(call, call.settled)
+        return {"PAYMENT-RESPONSE": receipt, "X-PAYMENT-RESPONSE": receipt}
+
+    def _record(self, call: _Call, out_hash: bytes, text: str) -> None:
+        if call.settled is None or not call.settled.success or self._closed:
+            return
+        metadata = call.mode == SettlementMode.INDIVIDUAL
+        record = SettlementRecord(
+            mode=call.mode, payment_tx=call.settled.transaction, request_hash=call.request_hash,
+            output_hash=out_hash, payer=str(call.settled.payer), amount=int(call.requirements.amount),
+            model=str(call.body["model"]),
+            input=json.dumps(call.canonical, sort_keys=True) if metadata else "",
+            output=text if metadata else "")
+        try:
+            self.settlements.record(record)
+        except RuntimeError:  # the devnet is shutting down; the payment itself is settled
+            log.warning("settlement record of %s dropped: the recorder is closed", record.payment_tx)
+
+    def _finish(self, call: _Call, status: int, headers: dict[str, str], media_type: str,
+                chunks: list[bytes]) -> None:
+        """Store a paid response for replays and give the authorization's key back."""
+        if not call.owner or call.key is None:
+            return
+        stored = None
+        if call.settled is not None and call.settled.success:
+            stored = _Stored(signature=call.signature, body_sha=hashlib.sha256(call.raw).digest(),
+                             status=status, headers=headers, media_type=media_type, chunks=chunks,
+                             expires_at=max(call.valid_before, time.time()) + _REPLAY_GRACE_SECONDS)
+        self._ledger.release(call.key, stored)
+        call.handed_off = True
+
+    def _unavailable(self, call: _Call, exc: Exception) -> Response:
+        log.warning("upstream failed for %s: %s (nothing settled)", call.body.get("model"), exc)
+        return _error(503, f"the upstream model is unavailable: {exc}; nothing was charged",
+                      "upstream_unavailable")
+
+    async def _run(self, request: Request, call: _Call) -> Response:
+        if call.body.get("stream"):
+            return await self._run_stream(request, call)
+        return await self._run_once(request, call)
+
+    # ---- non-streaming ---------------------------------------------------------------------------
+
+    async def _run_once(self, request: Request, call: _Call) -> Response:
+        method = call.upstream.chat if call.kind == "chat" else call.upstream.complete
+        try:
+            answer: Completion = await method(call.upstream_request)
+        except UpstreamError as exc:
+            return self._unavailable(call, exc)
+        except UnknownModelError as exc:
+            return _error(400, str(exc))
+        text = output_text(answer.content, answer.tool_calls, answer.finish_reason)
+        out_hash = output_hash(text)
+        body = self._final_body(call, answer)
+        body.update(self.enclave.tee_fields(call.request_hash, out_hash))
+        if call.payload is not None:
+            refused = await self._settle(request, call)
+            if refused is not None:
+                return refused
+        headers = self._paid_headers(call)
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        self._record(call, out_hash, text)
+        self._finish(call, 200, headers, "application/json", [payload])
+        return Response(payload, 200, headers=headers, media_type="application/json")
+
+    def _final_body(self, call: _Call, answer: Completion) -> dict[str, Any]:
+        usage = answer.usage.to_dict()
+        if call.kind == "chat":
+            message: dict[str, Any] = {"role": "assistant", "content": answer.content}
+            if answer.tool_calls:
+                message["tool_calls"] = answer.tool_calls
+            return {"id": call.id, "object": "chat.completion", "created": call.created,
+                    "model": call.body["model"],
+                    "choices": [{"index": 0, "message": message, "logprobs": None,
+                                 "finish_reason": answer.finish_reason}],
+                    "usage": usage}
+        text = answer.content or ""
+        return {"id": call.id, "object": "text_completion", "created": call.created,
+                "model": call.body["model"],
+                "choices": [{"index": 0, "text": text, "logprobs": None,
+                             "finish_reason": answer.finish_reason}],
+                "usage": usage, "completion": text}
+
+    # ---- streaming -------------------------------------------------------------------------------
+
+    async def _run_stream(self, request: Request, call: _Call) -> Response:
+        method = call.upstream.stream_chat if call.kind == "chat" else call.upstream.stream_complete
+        pieces = method(call.upstream_request).__aiter__()
+        first: Delta | None
+        try:
+            first = await pieces.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except (UpstreamError, UnknownModelError) as exc:
+            await _close(pieces)
+            if isinstance(exc, UnknownModelError):
+                return _error(400, str(exc))
+            return self._unavailable(call, exc)
+        if call.payload is not None:
+            refused = await self._settle(request, call)  # before the first byte goes out
+            if refused is not None:
+                await _close(pieces)
+                return refused
+        headers = {**self._paid_headers(call), **_SSE_HEADERS}
+        call.handed_off = True  # the stream gives the authorization's key back when it ends
+        stream = _Stream(self, call, headers)
+        return StreamingResponse(stream.frames(first, pieces), 200, headers=headers,
+                                 media_type="text/event-stream")
+
+
+async def _close(pieces: AsyncIterator[Delta]) -> None:
+    aclose = getattr(pieces, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception as exc:  # the stream is being dropped anyway
+            log.debug("closing an upstream stream failed: %s", exc)
+
+
+class _Stream:
+    """One SSE answer: turns upstream deltas into chunks, signs the end, keeps the frames.
+
+    When the client goes away after paying, the rest of the answer is still produced in the
+    background and stored, so a retry with the same authorization gets the whole stream.
+    """
+
+    def __init__(self, gateway: LLMGateway, call: _Call, headers: dict[str, str]) -> None:
+        self.gateway, self.call, self.headers = gateway, call, headers
+        self.sent: list[bytes] = []
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+        self.role_pending = call.kind == "chat"
+        self.include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
+
+    def chunk(self, *, content: str | None = None, tool_call: dict[str, Any] | None = None,
+              finish_reason: str | None = None, usage: Usage | None = None,
+              empty_choices: bool = False) -> dict[str, Any]:
+        call = self.call
+        if call.kind == "chat":
+            obj = "chat.completion.chunk"
+            delta: dict[str, Any] = {}
+            if self.role_pending and not empty_choices:
+                delta["role"] = "assistant"
+                self.role_pending = False
+            if content is not None:
+                delta["content"] = content
+            if tool_call is not None:
+                delta["tool_calls"] = [tool_call]
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None,
+                                      "finish_reason": finish_reason}
+        else:
+            obj = "text_completion"
+            choice = {"index": 0, "text": content or "", "logprobs": None,
+                      "finish_reason": finish_reason}
+        chunk: dict[str, Any] = {"id": call.id, "object": obj, "created": call.created,
+                                 "model": call.body["model"],
+                                 "choices": [] if empty_choices else [choice]}
+        if usage is not None:
+            chunk["usage"] = usage.to_dict()
+        return chunk
+
+    def _frame(self, data: Mapping[str, Any]) -> bytes:
+        encoded = _sse(data)
+        self.sent.append(encoded)
+        return encoded
+
+    def take(self, delta: Delta) -> list[bytes]:
+        out = []
+        if delta.content:
+            self.text.append(delta.content)
+            out.append(self._frame(self.chunk(content=delta.content)))
+        if delta.tool_call is not None:
+            piece = delta.tool_call
+            slot = self.calls.setdefault(int(piece.get("index", 0)), {
+                "id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+            if piece.get("id"):
+                slot["id"] = piece["id"]
+            function = piece.get("function") or {}
+            if function.get("name"):
+                slot["function"]["name"] = function["name"]
+            slot["function"]["arguments"] += function.get("arguments") or ""
+            out.append(self._frame(self.chunk(tool_call=piece)))
+        if delta.finish_reason:
+            self.finish = delta.finish_reason
+        if delta.usage is not None:
+            self.usage = delta.usage
+        return out
+
+    def end(self) -> list[bytes]:
+        """The signed finish chunk, OpenAI's usage chunk when asked, `[DONE]`; records the payment."""
+        finish = self.finish or "stop"
+        usage = self.usage or Usage(0, 0, 0)
+        tool_calls = [self.calls[i] for i in sorted(self.calls)] or None
+        out_text = output_text("".join(self.text), tool_calls, finish)
+        out_hash = output_hash(out_text)
+        tee = self.gateway.enclave.tee_fields(self.call.request_hash, out_hash)
+        last = self.chunk(finish_reason=finish, usage=usage)
+        last.update(tee)
+        out = [self._frame(last)]
+        if self.include_usage:  # OpenAI's separate usage chunk (empty choices), signed alike
+            usage_chunk = self.chunk(usage=usage, empty_choices=True)
+            usage_chunk.update(tee)
+            out.append(self._frame(usage_chunk))
+        self.sent.append(_SSE_DONE)
+        out.append(_SSE_DONE)
+        self.gateway._record(self.call, out_hash, out_text)
+        return out
+
+    def _failed(self, exc: Exception) -> bytes:
+        log.warning("upstream failed mid-stream for %s: %s", self.call.body.get("model"), exc)
+        return _sse({"error": {"message": f"the upstream model failed mid-stream: {exc}",
+                               "type": "upstream_unavailable", "code": 503}}) + _SSE_DONE
+
+    def _release(self, complete: bool) -> None:
+        call = self.call
+        if not call.owner or call.key is None:
+            return
+        if complete:
+            self.gateway._finish(call, 200, self.headers, "text/event-stream", self.sent)
+        else:
+            self.gateway._ledger.release(call.key, None)
+
+    async def frames(self, first: Delta | None, pieces: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
+        complete = handed_over = False
+        try:
+            if first is not None:
+                for data in self.take(first):
+                    yield data
+                async for delta in pieces:
+                    for data in self.take(delta):
+                        yield data
+            for data in self.end():
+                yield data
+            complete = True
+        except UpstreamError as exc:
+            yield self._failed(exc)
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client left mid-stream after paying: finish the answer for a retry to replay.
+            if self.call.settled is not None and self.call.settled.success:
+                task = asyncio.get_running_loop().create_task(self._drain(pieces))
+                _BACKGROUND.add(task)
+                task.add_done_callback(_BACKGROUND.discard)
+                handed_over = True
+            raise
+        finally:
+            if not handed_over:
+                self._release(complete)
+
+    async def _drain(self, pieces: AsyncIterator[Delta]) -> None:
+        complete = False
+        try:
+            async for delta in pieces:
+                self.take(delta)
+            self.end()
+            complete = True
+        except Exception as exc:
+            log.warning("finishing an abandoned stream failed: %s", exc)
+        finally:
+            self._release(complete)
+
+
+#: Background drains of streams whose clients left (kept referenced until done).
+_BACKGROUND: set[asyncio.Task[None]] = set()

@@ -1,0 +1,370 @@
+"""Workflows on the devnet: the price-history oracle, the scheduler, and the seven forecast workflows.
+
+`install_workflows(net)` sets up a running `Devnet`'s Alpha chain:
+
+* the `PriceHistoryOracle` at `ORACLE_ADDRESS`, fed with the reproducible synthetic candles of
+  `opengradient.devnet.candles` (BTC, ETH, SOL and SUI against USDT at 30, 60 and 360 minutes).
+  The newest `HISTORY_CANDLES` candles of each series are dated to have closed just before the
+  devnet started; afterwards each new candle is added when its period ends;
+* the `WorkflowScheduler` at the scheduler address of PROTOCOL.md §5;
+* the seven `PriceHistoryInference` workflows at their PROTOCOL.md addresses, each running one of
+  the fitted forecast models (`opengradient.devnet.models.forecasts`, published to the Model Hub)
+  and run once, so every reader has a value at once; each is registered with the scheduler to run
+  again every candle period;
+* a scheduler loop (a daemon thread) that, every `poll_interval` seconds, adds the candles that
+  have closed and calls `run()` on every registered workflow that is due (every `frequency`
+  seconds after its registration, until its end time), from dev account 7. Failed runs are logged
+  and retried at the next period.
+
+Contracts are placed as runtime code (no constructor): the oracle's operator is written to its
+storage, the workflows are set up with `initialize(...)`. `handle.scheduler.tick()` does one
+pass of the loop at once; tests construct the handle with `start_thread=False` and their own
+clock, so they advance time without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import to_checksum_address
+
+from opengradient.client.workflows import RUN_SELECTOR
+from opengradient.devnet.candles import DURATIONS, MARKETS, VOLUME_DECIMALS, SyntheticSeries
+from opengradient.devnet.deploy import Deployer, DeployerError, runtime_code
+from opengradient.devnet.keys import DevAccount, dev_accounts
+from opengradient.devnet.models.forecasts import (
+    BTC_RETURN,
+    ETH_RETURN,
+    ETH_VOLATILITY,
+    SOL_RETURN,
+    SUI_6H_RETURN,
+    SUI_30M_RETURN,
+    SUI_RETURN,
+    ForecastModel,
+)
+from opengradient.networks import SCHEDULER_ADDRESS
+from opengradient.workflow_models import (
+    BTC_1_HOUR_PRICE_FORECAST,
+    ETH_1_HOUR_PRICE_FORECAST,
+    ETH_USDT_ONE_HOUR_VOLATILITY_FORECAST,
+    SOL_1_HOUR_PRICE_FORECAST,
+    SUI_1_HOUR_PRICE_FORECAST,
+    SUI_USDT_6_HOUR_PRICE_FORECAST,
+    SUI_USDT_30_MIN_PRICE_FORECAST,
+    WorkflowModel,
+)
+
+if TYPE_CHECKING:
+    from opengradient.devnet.chain import DevChain
+    from opengradient.devnet.node import Devnet
+
+log = logging.getLogger("opengradient.devnet.workflows")
+
+#: Where the price-history oracle lives (the constant compiled into `PriceHistoryInference`).
+ORACLE_ADDRESS = "0x000000000000000000000000000000000000C4d1"
+#: The dev account that operates the oracle and makes the scheduler's calls.
+SCHEDULER_ACCOUNT = 7
+#: Candles of each series present when the devnet starts.
+HISTORY_CANDLES = 32
+#: At most this many candles are added per series in one pass (after a long pause the older
+#: ones are skipped; the series keeps its sequence, so candle n is still the same everywhere).
+MAX_CANDLES_PER_TICK = 64
+#: Genesis workflows stay scheduled this long.
+GENESIS_SCHEDULE_SECONDS = 10 * 365 * 24 * 3600
+_CANDLES_PER_TX = 512
+_RUN_GAS = 10_000_000
+
+
+@dataclass(frozen=True)
+class GenesisWorkflow:
+    """A workflow the devnet installs: its reader's descriptor and the model it runs."""
+
+    reader: WorkflowModel
+    model: ForecastModel
+
+    @property
+    def address(self) -> str:
+        """The workflow's contract address (PROTOCOL.md §5)."""
+        return self.reader.contract_address
+
+
+GENESIS_WORKFLOWS: tuple[GenesisWorkflow, ...] = (
+    GenesisWorkflow(ETH_USDT_ONE_HOUR_VOLATILITY_FORECAST, ETH_VOLATILITY),
+    GenesisWorkflow(BTC_1_HOUR_PRICE_FORECAST, BTC_RETURN),
+    GenesisWorkflow(ETH_1_HOUR_PRICE_FORECAST, ETH_RETURN),
+    GenesisWorkflow(SOL_1_HOUR_PRICE_FORECAST, SOL_RETURN),
+    GenesisWorkflow(SUI_1_HOUR_PRICE_FORECAST, SUI_RETURN),
+    GenesisWorkflow(SUI_USDT_30_MIN_PRICE_FORECAST, SUI_30M_RETURN),
+    GenesisWorkflow(SUI_USDT_6_HOUR_PRICE_FORECAST, SUI_6H_RETURN),
+)
+
+
+@dataclass
+class _Feed:
+    """One oracle series: its generator, when candle 0 opened, and how many candles it holds."""
+
+    series: SyntheticSeries
+    origin: int
+    pushed: int = 0
+
+    def batch(self, candles: list[int], last_close: int) -> tuple[Any, ...]:
+        """The oracle's `CandleBatch` (which creates the series with its first candles)."""
+        m = self.series.market
+        return (m.base, m.quote, self.series.duration_mins, m.price_decimals, VOLUME_DECIMALS, last_close,
+                candles)
+
+    @property
+    def period(self) -> int:
+        return self.series.duration_mins * 60
+
+    def closed(self, now: float) -> int:
+        """How many candles have closed by `now`."""
+        return max(0, math.floor((now - self.origin) / self.period))
+
+
+@dataclass
+class _Task:
+    """What the loop knows of one registered task."""
+
+    task_id: int
+    address: str
+    end_time: int
+    frequency: int
+    next_due: int
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """One call the loop made: the task, the workflow, and the transaction (or the failure)."""
+
+    task_id: int
+    contract_address: str
+    transaction_hash: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class TickReport:
+    """What one pass of the scheduler loop did."""
+
+    now: float
+    candles_added: int = 0
+    runs: list[ScheduledRun] = field(default_factory=list)
+    failures: list[ScheduledRun] = field(default_factory=list)
+
+
+class WorkflowScheduler:
+    """The devnet side of the scheduler: feeds candles and runs due tasks, one pass per `tick()`."""
+
+    def __init__(self, chain: DevChain, operator: DevAccount, clock: Callable[[], float]) -> None:
+        self.chain = chain
+        self.operator = operator
+        self.clock = clock
+        self._feeds: list[_Feed] = []
+        #: The one sender of the operator's transactions (it keeps the account's nonce).
+        self.deployer = Deployer(chain, operator, estimate_gas=False)
+        self._tasks: dict[int, _Task] = {}
+        self._lock = threading.RLock()
+
+    def add_feed(self, feed: _Feed) -> None:
+        """Keep one more oracle series fed."""
+        with self._lock:
+            self._feeds.append(feed)
+
+    @property
+    def address(self) -> str:
+        """The account that makes the scheduler's calls."""
+        return self.deployer.address
+
+    def tick(self, now: float | None = None) -> TickReport:
+        """Add the candles closed by `now` (default: the clock), then run every due task once."""
+        with self._lock:
+            moment = self.clock() if now is None else now
+            report = TickReport(now=moment)
+            report.candles_added = self.feed(moment)
+            self._refresh_tasks()
+            for task in sorted(self._tasks.values(), key=lambda t: t.task_id):
+                if task.cancelled or moment > task.end_time or moment < task.next_due:
+                    continue
+                periods = math.floor((moment - task.next_due) / task.frequency) + 1
+                task.next_due += periods * task.frequency
+                try:
+                    receipt = self.deployer.send(task.address, RUN_SELECTOR, gas=_RUN_GAS,
+                                                  what=f"run() of workflow {task.address}")
+                except DeployerError as exc:
+                    log.warning("scheduled run of %s (task %d) failed: %s", task.address, task.task_id, exc)
+                    report.failures.append(ScheduledRun(task.task_id, task.address, error=str(exc)))
+                else:
+                    report.runs.append(ScheduledRun(task.task_id, task.address, receipt["transactionHash"]))
+            return report
+
+    def feed(self, now: float) -> int:
+        """Append every candle closed by `now` to the oracle; returns how many were added."""
+        with self._lock:
+            batches = []
+            for feed in self._feeds:
+                closed = feed.closed(now)
+                if closed <= feed.pushed:
+                    continue
+                start = max(feed.pushed, closed - MAX_CANDLES_PER_TICK)
+                candles = [c.packed() for c in feed.series.candles(start, closed)]
+                batches.append((feed, closed, candles))
+            added = 0
+            chunk: list[tuple[Any, ...]] = []
+            size = 0
+            for feed, closed, candles in batches:
+                for offset in range(0, len(candles), _CANDLES_PER_TX):
+                    part = candles[offset:offset + _CANDLES_PER_TX]
+                    if size + len(part) > _CANDLES_PER_TX:
+                        self._push(chunk)
+                        chunk, size = [], 0
+                    last = closed - (len(candles) - offset - len(part))
+                    chunk.append(feed.batch(part, feed.origin + last * feed.period))
+                    size += len(part)
+                feed.pushed = closed
+                added += len(candles)
+            if chunk:
+                self._push(chunk)
+            return added
+
+    def _push(self, chunk: list[tuple[Any, ...]]) -> None:
+        self.deployer.transact(ORACLE_ADDRESS, "PriceHistoryOracle", "pushCandles", chunk, gas=_RUN_GAS * 2)
+
+    def _refresh_tasks(self) -> None:
+        count = int(self.deployer.call(SCHEDULER_ADDRESS, "WorkflowScheduler", "taskCount"))
+        if count == 0:
+            return
+        for task_id, raw in enumerate(self.deployer.call(SCHEDULER_ADDRESS, "WorkflowScheduler",
+                                                          "getTasks", 0, count)):
+            address, _owner, end_time, frequency, registered_at, cancelled = raw
+            known = self._tasks.get(task_id)
+            if known is None:
+                # The first run is one period after registration (setting up already ran it once).
+                self._tasks[task_id] = _Task(task_id, to_checksum_address(address), int(end_time),
+                                             int(frequency), int(registered_at) + int(frequency),
+                                             bool(cancelled))
+            else:
+                known.cancelled = bool(cancelled)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """The registered tasks as the loop sees them (after the last tick)."""
+        with self._lock:
+            return [{"task_id": t.task_id, "contract_address": t.address, "end_time": t.end_time,
+                     "frequency": t.frequency, "next_due": t.next_due, "cancelled": t.cancelled}
+                    for t in sorted(self._tasks.values(), key=lambda t: t.task_id)]
+
+
+class WorkflowsHandle:
+    """What `install_workflows` set up; `close()` stops the scheduler loop."""
+
+    def __init__(self, scheduler: WorkflowScheduler, models: dict[str, str], poll_interval: float,
+                 start_thread: bool, seconds: float) -> None:
+        self.scheduler = scheduler
+        #: Forecast model CIDs by hub name.
+        self.models = models
+        self.oracle_address = ORACLE_ADDRESS
+        self.scheduler_address = SCHEDULER_ADDRESS
+        self.workflows = {w.address: w for w in GENESIS_WORKFLOWS}
+        #: How long `install_workflows` took.
+        self.install_seconds = seconds
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if start_thread:
+            self._thread = threading.Thread(target=self._loop, name="og-devnet-scheduler", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self.scheduler.tick()
+            except Exception:  # the loop must outlive any one bad pass
+                log.exception("scheduler pass failed")
+
+    @property
+    def running(self) -> bool:
+        """True while the background loop runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def info(self) -> dict[str, Any]:
+        """What is installed, for the devnet's info page."""
+        return {"oracle": self.oracle_address, "scheduler": self.scheduler_address,
+                "scheduler_account": self.scheduler.address,
+                "workflows": [{"name": w.reader.name, "address": w.address, "output_tensor": w.reader.output_tensor,
+                               "model": w.model.name, "model_cid": self.models[w.model.name]}
+                              for w in GENESIS_WORKFLOWS]}
+
+    def close(self) -> None:
+        """Stop the scheduler loop (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> WorkflowsHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _operator(net: Devnet) -> DevAccount:
+    if len(net.accounts) > SCHEDULER_ACCOUNT:
+        return net.accounts[SCHEDULER_ACCOUNT]
+    account = dev_accounts(SCHEDULER_ACCOUNT + 1)[SCHEDULER_ACCOUNT]
+    net.alpha_chain.set_balance(account.address, 10_000 * 10**18)
+    return account
+
+
+def install_workflows(net: Devnet, *, clock: Callable[[], float] = time.time, start_thread: bool = True,
+                      poll_interval: float = 1.0) -> WorkflowsHandle:
+    """Install the oracle, the scheduler and the seven workflows on `net`; start the loop.
+
+    `clock` is the loop's time (Unix seconds); `start_thread=False` leaves the loop to explicit
+    `handle.scheduler.tick()` calls.
+    """
+    started = time.perf_counter()
+    chain = net.alpha_chain
+    existing = chain.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_getCode", "params": [ORACLE_ADDRESS, "latest"]})
+    if isinstance(existing, dict) and existing.get("result") not in (None, "0x"):
+        raise RuntimeError("workflows are already installed on this devnet (see net.workflows)")
+    operator = _operator(net)
+    chain.set_code(ORACLE_ADDRESS, runtime_code("PriceHistoryOracle"))
+    chain.set_storage(ORACLE_ADDRESS, 0, int(operator.address, 16))  # operator (slot 0)
+    chain.set_code(SCHEDULER_ADDRESS, runtime_code("WorkflowScheduler"))
+    workflow_code = runtime_code("PriceHistoryInference")
+    for workflow in GENESIS_WORKFLOWS:
+        chain.set_code(workflow.address, workflow_code)
+
+    scheduler = WorkflowScheduler(chain, operator, clock)
+    deployer = scheduler.deployer
+    now = clock()
+    for market in MARKETS:
+        for duration in DURATIONS:
+            period = duration * 60
+            origin = math.floor(now / period) * period - HISTORY_CANDLES * period
+            scheduler.add_feed(_Feed(SyntheticSeries(market, duration), origin))
+    scheduler.feed(now)
+
+    models = {}
+    for workflow in GENESIS_WORKFLOWS:
+        spec = workflow.model
+        if spec.name not in models:
+            models[spec.name] = net.hub.publish(spec.name, spec.path, description=spec.description)
+        query = (spec.base, spec.quote, spec.total_candles, spec.duration_mins, int(spec.order),
+                 [int(t) for t in spec.candle_types])
+        deployer.transact(workflow.address, "PriceHistoryInference", "initialize", models[spec.name],
+                          spec.input_name, query, gas=_RUN_GAS)
+        deployer.transact(SCHEDULER_ADDRESS, "WorkflowScheduler", "registerTask", workflow.address,
+                          int(now) + GENESIS_SCHEDULE_SECONDS, spec.duration_mins * 60)
+    seconds = time.perf_counter() - started
+    log.info("workflows installed in %.2f s: oracle %s, scheduler %s, %d workflows", seconds, ORACLE_ADDRESS,
+             SCHEDULER_ADDRESS, len(GENESIS_WORKFLOWS))
+    return WorkflowsHandle(scheduler, models, poll_interval, start_thread, seconds)
