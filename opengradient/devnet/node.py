@@ -92,7 +92,8 @@ class Devnet:
             holders=[a.address for a in self.accounts[:USER_ACCOUNTS]], mint_each=OPG_PER_USER)
         self.app = build_app(alpha=self.alpha_chain, payments=self.payments_chain, hub=self.hub,
                              precompile=self.precompile, info=self.info, llm=self.gateway)
-        self._bridge = ASGIBridge(self.app)
+        self._bridge = ASGIBridge(self.app, direct={"/rpc/alpha": self.alpha_chain.rpc_bytes,
+                                                     "/rpc/payments": self.payments_chain.rpc_bytes})
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self.url = self._serve(host, port) if http else IN_PROCESS_URL
