@@ -63,6 +63,8 @@ def test_chat_body() -> None:
     assert body["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert "tools" not in chat_body("m", [{"role": "user", "content": "x"}], tools=[])
+    named = {"type": "function", "function": {"name": "f"}}
+    assert chat_body("m", [{"role": "user", "content": "x"}], tools=tools, tool_choice=named)["tool_choice"] == named
 
 
 @pytest.mark.parametrize(

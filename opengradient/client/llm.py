@@ -113,7 +113,7 @@ def _check_common(max_tokens: Any, temperature: Any, stop: Any) -> list[str] | N
 
 
 def _tool_choice(choice: Any) -> Any:
-    if choice is None or choice in _TOOL_CHOICES:
+    if choice is None or (isinstance(choice, str) and choice in _TOOL_CHOICES):
         return choice
     if isinstance(choice, str):
         return {"type": "function", "function": {"name": choice}}
