@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
 
@@ -223,6 +223,22 @@ class LLM:
 
     # -- public API -------------------------------------------------------------------------
 
+    @overload
+    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+             stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+             tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
+             x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+             stream: Literal[False] = False, response_format: dict[str, Any] | None = None,
+             ) -> TextGenerationOutput: ...
+
+    @overload
+    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+             stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+             tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
+             x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+             *, stream: Literal[True], response_format: dict[str, Any] | None = None,
+             ) -> TextGenerationStream: ...
+
     def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
              stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
@@ -236,6 +252,22 @@ class LLM:
             response, payment = self._sync.run(self._open_flow(call, stream=True))
             return TextGenerationStream(response, self._stream_finisher(call, payment))
         return self._sync.run(self._complete_flow(call))
+
+    @overload
+    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+             stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+             tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
+             x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+             stream: Literal[False] = False, response_format: dict[str, Any] | None = None,
+             ) -> TextGenerationOutput: ...
+
+    @overload
+    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+             stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
+             tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
+             x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
+             *, stream: Literal[True], response_format: dict[str, Any] | None = None,
+             ) -> AsyncTextGenerationStream: ...
 
     async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
                     stop_sequence: str | list[str] | None = None, temperature: float = 0.0,

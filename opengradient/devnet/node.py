@@ -19,8 +19,13 @@ from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelSt
 from opengradient.devnet.inference import InferencePrecompile
 from opengradient.devnet.keys import DevAccount, dev_accounts
 from opengradient.devnet.llm.gateway import LLMGateway
+from opengradient.devnet.llm_precompile import LLM_PRECOMPILE_ADDRESS, LLMPrecompile
 from opengradient.devnet.models import SHIPPED_MODELS
 from opengradient.devnet.transport import ASGIBridge
+from opengradient.devnet.twins import DEVNET_TWINS_API_KEY, TwinsService
+from opengradient.devnet.workflows import install_workflows
+from opengradient.devnet.zkml.service import ZkmlService
+from opengradient.devnet.zkml.verifier import VERIFIER_ADDRESS, verifier_runtime_code
 from opengradient.networks import (
     DEVNET_ALPHA_CHAIN_ID,
     DEVNET_PAYMENTS_CHAIN_ID,
@@ -74,11 +79,18 @@ class Devnet:
         self.data_dir = Path(self._tmp.name if self._tmp else data_dir)  # type: ignore[arg-type]
         self.store = ModelStore(self.data_dir / "models")
         self.hub = HubService(self.store)
-        self.precompile = InferencePrecompile(self.store, deferred_results=deferred_results)
+        self.zkml = ZkmlService(self.data_dir / "zkml")
+        self.precompile = InferencePrecompile(self.store, deferred_results=deferred_results,
+                                              zkml=self.zkml)
+        self.llm_precompile = LLMPrecompile()
+        self.twins = TwinsService()
         self.alpha_chain = DevChain(
             DEVNET_ALPHA_CHAIN_ID, name="alpha", funded=funded,
-            code={INFERENCE_CONTRACT_ADDRESS: runtime_code("OGInference")},
-            precompiles={INFERENCE_PRECOMPILE_ADDRESS: self.precompile})
+            code={INFERENCE_CONTRACT_ADDRESS: runtime_code("OGInference"),
+                  VERIFIER_ADDRESS: verifier_runtime_code()},
+            precompiles={INFERENCE_PRECOMPILE_ADDRESS: self.precompile,
+                         LLM_PRECOMPILE_ADDRESS: self.llm_precompile})
+        self.zkml.attach_chain(self.alpha_chain)
         self.payments_chain = DevChain(DEVNET_PAYMENTS_CHAIN_ID, name="payments", funded=funded,
                                        code={})
         self.models: list[DevnetModel] = [
@@ -91,7 +103,8 @@ class Devnet:
             operator=self.accounts[OPERATOR_ACCOUNT], facilitator=self.accounts[FACILITATOR_ACCOUNT],
             holders=[a.address for a in self.accounts[:USER_ACCOUNTS]], mint_each=OPG_PER_USER)
         self.app = build_app(alpha=self.alpha_chain, payments=self.payments_chain, hub=self.hub,
-                             precompile=self.precompile, info=self.info, llm=self.gateway)
+                             precompile=self.precompile, info=self.info, llm=self.gateway,
+                             twins=self.twins, zkml=self.zkml)
         self._bridge = ASGIBridge(self.app, direct={"/rpc/alpha": self.alpha_chain.rpc_bytes,
                                                      "/rpc/payments": self.payments_chain.rpc_bytes})
         self._server: Any = None
@@ -101,6 +114,7 @@ class Devnet:
         self.network: Network = devnet_network(self.url, opg_token=self.gateway.contracts.opg_token,
                                                tee_registry=self.gateway.tee_registry)
         self.client = self.new_client()
+        self.workflows = install_workflows(self)
         self.startup_seconds = time.perf_counter() - started
         log.info("devnet ready at %s in %.2f s", self.url, self.startup_seconds)
 
@@ -113,6 +127,7 @@ class Devnet:
         """A client for this devnet (dev account 0 and the dev hub user unless told otherwise)."""
         kwargs.setdefault("email", DEV_EMAIL)
         kwargs.setdefault("password", DEV_PASSWORD)
+        kwargs.setdefault("twins_api_key", DEVNET_TWINS_API_KEY)
         if self.in_process:
             kwargs.setdefault("transport", self._bridge.transport)
             kwargs.setdefault("async_transport", self._bridge.async_transport)
@@ -132,14 +147,18 @@ class Devnet:
             "alpha": {"rpc_url": self.network.rpc_url, "chain_id": DEVNET_ALPHA_CHAIN_ID,
                       "inference_contract": INFERENCE_CONTRACT_ADDRESS,
                       "inference_precompile": INFERENCE_PRECOMPILE_ADDRESS,
-                      "tee_registry": self.network.tee_registry_address},
+                      "llm_precompile": LLM_PRECOMPILE_ADDRESS,
+                      "tee_registry": self.network.tee_registry_address,
+                      "zkml_verifier": VERIFIER_ADDRESS},
             "payments": {"rpc_url": self.network.payments.rpc_url,
                          "chain_id": DEVNET_PAYMENTS_CHAIN_ID,
                          "opg_token": self.network.payments.token_address},
-            "model_hub": {"url": self.network.hub_url, "email": DEV_EMAIL},
+            "model_hub": {"url": self.network.hub_url, "email": DEV_EMAIL, "password": DEV_PASSWORD},
             "models": [{"name": m.name, "cid": m.cid, "example_input": m.example_input}
                        for m in self.models],
             "llm": self.gateway.info(),
+            "twins": {"url": self.network.twins_url, **self.twins.info()},
+            "workflows": self.workflows.info() if hasattr(self, "workflows") else None,
             "accounts": [a.address for a in self.accounts],
         }
 
@@ -175,8 +194,10 @@ class Devnet:
 
     def close(self) -> None:
         """Stop serving and free the data directory (if the devnet made it)."""
+        self.workflows.close()
         self.client.close()
         self.gateway.close()
+        self.zkml.close()
         if self._server is not None:
             self._server.should_exit = True
             if self._server_thread is not None:
