@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 
 import opengradient as og
+from bench import llm, zkml
 from bench.harness import Benchmark, Elapsed, Registry, at_most, print_json, print_table
 
 registry = Registry()
@@ -103,6 +104,10 @@ def devnet_start_warm(stack: ExitStack) -> Benchmark:
                      at_most(2.0), repeat=10, warmup=1)
 
 
+llm.register(registry)
+zkml.register(registry)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the selected benchmarks, print one table (or JSON)."""
     parser = argparse.ArgumentParser(
@@ -118,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         names = registry.select(args.only)
     except KeyError as exc:
         parser.error(str(exc.args[0]))
+    llm.SETTINGS.quick = args.quick
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else None)
     warmup = 1 if args.quick else None
     results = registry.run(names, repeat=repeat, warmup=warmup)

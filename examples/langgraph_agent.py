@@ -13,6 +13,7 @@ import sys
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 import opengradient as og
@@ -25,7 +26,8 @@ def get_weather(city: str) -> str:
     return f"It is sunny and 22 degrees in {city}."
 
 
-def build_agent(llm: OpenGradientChatModel):  # noqa: ANN201 - a compiled LangGraph graph
+def build_agent(llm: OpenGradientChatModel) -> CompiledStateGraph:
+    """model → (tools → model)* until the model answers without calling a tool."""
     tools = [get_weather]
     model = llm.bind_tools(tools)
 

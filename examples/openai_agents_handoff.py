@@ -43,14 +43,14 @@ async def run(client: og.Client) -> None:
         if event.type == "run_item_stream_event" and event.name == "tool_called":
             print(f"[tool call {event.item.raw_item.name}] ", end="")  # type: ignore[union-attr]
         elif event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
-            print(event.data.delta, end="", flush=True)  # type: ignore[union-attr]
+            print(event.data.delta, end="", flush=True)
     print()
     print(f"answer:        {streamed.final_output}")
 
     for response in [*result.raw_responses, *streamed.raw_responses]:
         proof = provider.proof_for(response.response_id)
         assert proof is not None
-        print(f"proof {response.response_id}: enclave {proof.tee_id[:12]}…, verified {proof.verify(client)}")
+        print(f"proof {response.response_id}: enclave {str(proof.tee_id)[:12]}…, verified {proof.verify(client)}")
 
 
 def main(http: bool = False) -> None:

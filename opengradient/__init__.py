@@ -32,6 +32,7 @@ from opengradient.errors import (
     RPCError,
     SpendCapExceededError,
     TransactionError,
+    UnconfirmedTransactionError,
     VerificationError,
     WorkflowSchedulingError,
 )
@@ -57,6 +58,7 @@ from opengradient.types import (
 if TYPE_CHECKING:
     from opengradient import devnet, workflow_models
     from opengradient.client import Client
+    from opengradient.legacy import new_client
     from opengradient.proof import Proof
 
 __version__ = "0.8.0.dev0"
@@ -68,6 +70,7 @@ _LAZY = {
     "Client": ("opengradient.client.client", "Client"),
     "Proof": ("opengradient.proof", "Proof"),
     "devnet": ("opengradient.devnet", None),
+    "new_client": ("opengradient.legacy", "new_client"),
     "workflow_models": ("opengradient.workflow_models", None),
 }
 
@@ -104,6 +107,7 @@ __all__ = [
     "NetworkError", "NotFoundError", "OpenGradientError", "Proof", "RPCError", "RateLimitError",
     "PaymentDeclinedError", "PaymentError", "PaymentRequiredError", "SpendCapExceededError", "StreamChunk",
     "TextGenerationOutput", "Usage", "RequestTimeoutError", "SchedulerParams", "TransactionError",
+    "UnconfirmedTransactionError",
     "VerificationError", "WorkflowSchedulingError", "devnet", "workflow_models",
-    "global_client", "init", "x402SettlementMode",
+    "global_client", "init", "new_client", "x402SettlementMode",
 ]

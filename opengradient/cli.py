@@ -2,7 +2,10 @@
 
 Every command exits non-zero with a one-line reason on error, and `--json` prints
 machine-readable output. Settings come from `opengradient config init` (a 0600 file) and
-`OG_*` environment variables; `--devnet URL` (or `OG_DEVNET_URL`) points a command at a devnet.
+`OG_*` environment variables; `--devnet URL` (or `OG_DEVNET_URL`) points a command at a devnet,
+whose published development credentials (Model Hub user, twins key) fill in what the settings
+leave unset. `completion` and `chat` run through the TEE gateway (x402) by default; `--mode VANILLA`
+takes the legacy on-chain path (`runLLMCompletion` / `runLLMChat` on the Alpha chain).
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ def _fail(message: str) -> NoReturn:
 
 
 class _Group(click.Group):
-    """Turns every SDK, file and JSON error into one line on stderr and exit code 1."""
+    """Turns every SDK, file, JSON and usage error into one line on stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except click.ClickException as exc:
+            _fail(" ".join(exc.format_message().split()))
         except opengradient.OpenGradientError as exc:
             _fail(str(exc))
         except (OSError, ValueError) as exc:
@@ -58,6 +63,8 @@ class _Settings:
             settings = config.load()
             url = self.devnet_url or settings.get("devnet_url")
             network: Any = network_from_devnet(url) if url else settings.get("network", "public")
+            if url:
+                settings = {**_devnet_defaults(url), **settings}
             self._client = opengradient.Client(
                 settings.get("private_key"), settings.get("alpha_private_key"), settings.get("email"),
                 settings.get("password"), settings.get("twins_api_key"), network=network)
@@ -68,6 +75,20 @@ class _Settings:
 
 
 pass_settings = click.make_pass_decorator(_Settings)
+
+
+def _devnet_defaults(url: str) -> dict[str, str]:
+    """The devnet's published development credentials (Model Hub user, twins key), used for
+    whatever the settings leave unset."""
+    import httpx
+
+    try:
+        info = httpx.get(url.rstrip("/") + "/", timeout=10.0).json()
+        hub, twins = info.get("model_hub") or {}, info.get("twins") or {}
+        found = {"email": hub.get("email"), "password": hub.get("password"), "twins_api_key": twins.get("api_key")}
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, str) and v}
 
 
 @click.group(cls=_Group)
@@ -100,17 +121,24 @@ def config_group() -> None:
 @click.option("--alpha-private-key", default="", help="Key for Alpha-chain gas (defaults to --private-key).")
 @click.option("--email", default="", help="Model Hub email.")
 @click.option("--password", default="", hide_input=True, help="Model Hub password.")
+@click.option("--twins-api-key", default="", help="API key of the digital-twins service.")
 @click.option("--network", default="public", show_default=True, help="Network preset.")
 @click.option("--devnet-url", default="", help="Use a devnet at this URL instead of a preset.")
 @pass_settings
 def config_init(settings: _Settings, private_key: str, alpha_private_key: str, email: str, password: str,
-                network: str, devnet_url: str) -> None:
+                twins_api_key: str, network: str, devnet_url: str) -> None:
     """Save settings (the file is readable by you only)."""
     from opengradient.client.wallet import Wallet
+    from opengradient.networks import PRESETS
 
     Wallet(private_key)  # validate before saving
+    if alpha_private_key:
+        Wallet(alpha_private_key, role="alpha_private_key")
+    if network not in PRESETS:
+        raise click.UsageError(f"unknown network {network!r}; choose one of {', '.join(sorted(PRESETS))}")
     path = config.save({"private_key": private_key, "alpha_private_key": alpha_private_key, "email": email,
-                        "password": password, "network": network, "devnet_url": devnet_url})
+                        "password": password, "twins_api_key": twins_api_key, "network": network,
+                        "devnet_url": devnet_url})
     settings.emit({"path": str(path)}, f"saved settings to {path}")
 
 
@@ -132,15 +160,19 @@ def config_clear(settings: _Settings) -> None:
 
 @main.command("create-account")
 @click.option("--save", is_flag=True, help="Store the new key in the config file.")
+@click.option("--force", is_flag=True, help="With --save, replace a key that is already saved.")
 @pass_settings
-def create_account(settings: _Settings, save: bool) -> None:
+def create_account(settings: _Settings, save: bool, force: bool) -> None:
     """Create a new wallet key."""
     from eth_account import Account
 
+    saved = config.load(environ={})  # the file alone: environment overrides are not written into it
+    if save and saved.get("private_key") and not force:
+        raise click.UsageError("a private key is already saved; pass --force to replace it (it will be lost)")
     account = Account.create()
     key = "0x" + bytes(account.key).hex()
     if save:
-        config.save({**config.load(), "private_key": key})
+        config.save({**saved, "private_key": key})
     settings.emit({"address": account.address, "private_key": key, "saved": save},
                   f"address: {account.address}\nprivate key: {key}\n"
                   + ("saved to the config file" if save else "not saved (pass --save to keep it)"))
@@ -178,12 +210,14 @@ def create_version(settings: _Settings, repo: str, notes: str, major: bool) -> N
 @pass_settings
 def upload_file(settings: _Settings, file: Path, repo: str, version_: str) -> None:
     """Upload a model file; prints its CID (what `infer --model` runs)."""
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     hub = settings.client().model_hub
+    console = Console(stderr=True)  # stdout carries the result only
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), transient=True, disable=settings.as_json,
-                  console=None) as bar:
+                  TransferSpeedColumn(), transient=True, disable=settings.as_json or not console.is_terminal,
+                  console=console) as bar:
         task = bar.add_task(f"uploading {file.name}", total=None)
         result = hub.upload(file, repo, version_, progress=lambda sent, total: bar.update(
             task, completed=sent, total=total))
@@ -245,8 +279,14 @@ def _llm_summary(result: TextGenerationOutput) -> dict[str, Any]:
 _SETTLEMENT = click.option("--x402-settlement-mode", "--settlement-mode", "settlement_mode", default="settle",
                            type=click.Choice(["settle", "settle-metadata", "settle-batch"], case_sensitive=False),
                            show_default=True)
-_LLM_MODE = click.option("--mode", "llm_mode", type=click.Choice(["TEE"], case_sensitive=False), default="TEE",
-                         help="Accepted for 0.7.4 scripts: every LLM call runs in a TEE.")
+_LLM_MODE = click.option("--mode", "llm_mode", type=click.Choice(["TEE", "VANILLA"], case_sensitive=False),
+                         default="TEE", show_default=True,
+                         help="TEE: the verified gateway, paid with x402. VANILLA: the legacy on-chain path "
+                              "(runLLMChat/runLLMCompletion on the Alpha chain, paid as gas).")
+
+
+def _onchain_summary(result: TextGenerationOutput) -> dict[str, Any]:
+    return {"finish_reason": result.finish_reason, "transaction_hash": result.transaction_hash, "mode": "VANILLA"}
 
 
 @main.command()
@@ -260,7 +300,13 @@ _LLM_MODE = click.option("--mode", "llm_mode", type=click.Choice(["TEE"], case_s
 @pass_settings
 def completion(settings: _Settings, model: str, prompt: str, max_tokens: int, stop_sequence: tuple[str, ...],
                temperature: float, settlement_mode: str, llm_mode: str) -> None:
-    """Complete a prompt with a TEE-verified LLM (paid with x402)."""
+    """Complete a prompt with a TEE-verified LLM (paid with x402), or on chain with --mode VANILLA."""
+    if llm_mode.upper() == "VANILLA":
+        onchain = settings.client().llm_completion(model, prompt, "VANILLA", max_tokens, temperature,
+                                                   list(stop_sequence) or None)
+        settings.emit({"completion": onchain.completion_output, **_onchain_summary(onchain)},
+                      f"{onchain.completion_output}\n[on chain, transaction {onchain.transaction_hash}]")
+        return
     result = settings.client().llm.completion(model, prompt, max_tokens, list(stop_sequence) or None,
                                               temperature, settlement_mode)
     settings.emit({"completion": result.completion_output, **_llm_summary(result)},
@@ -285,20 +331,37 @@ def completion(settings: _Settings, model: str, prompt: str, max_tokens: int, st
 def chat(settings: _Settings, model: str, messages: str | None, messages_file: Path | None, tools: str | None,
          tools_file: Path | None, tool_choice: str | None, max_tokens: int, stop_sequence: tuple[str, ...],
          temperature: float, stream: bool, settlement_mode: str, llm_mode: str) -> None:
-    """Chat with a TEE-verified LLM (paid with x402)."""
+    """Chat with a TEE-verified LLM (paid with x402), or on chain with --mode VANILLA."""
     from opengradient.client.llm import TextGenerationStream
 
     parsed = _json_option(messages, messages_file, "--messages")
     if parsed is None:
         raise click.UsageError("give the conversation with --messages or --messages-file")
-    result = settings.client().llm.chat(model, parsed, max_tokens, list(stop_sequence) or None, temperature,
-                                        _json_option(tools, tools_file, "--tools"), tool_choice,
-                                        settlement_mode, stream)
+    parsed_tools = _json_option(tools, tools_file, "--tools")
+    if llm_mode.upper() == "VANILLA":
+        if stream:
+            raise click.UsageError("--stream needs --mode TEE: on-chain answers arrive in one transaction")
+        onchain = settings.client().llm_chat(model, parsed, "VANILLA", max_tokens, temperature,
+                                             list(stop_sequence) or None, parsed_tools, tool_choice)
+        reply = onchain.chat_output or {}
+        shown = reply.get("content") or json.dumps(reply.get("tool_calls"))
+        settings.emit({"message": reply, **_onchain_summary(onchain)},
+                      f"{shown}\n[on chain, transaction {onchain.transaction_hash}]")
+        return
+    llm, stops = settings.client().llm, list(stop_sequence) or None
+    result: TextGenerationOutput | TextGenerationStream
+    if stream:
+        result = llm.chat(model, parsed, max_tokens, stops, temperature, parsed_tools, tool_choice, settlement_mode,
+                          stream=True)
+    else:
+        result = llm.chat(model, parsed, max_tokens, stops, temperature, parsed_tools, tool_choice, settlement_mode)
     if isinstance(result, TextGenerationStream):
+        printed = False
         for chunk in result:
             if chunk.choices[0].delta.content and not settings.as_json:
                 click.echo(chunk.choices[0].delta.content, nl=False)
-        if not settings.as_json:
+                printed = True
+        if printed:
             click.echo()
         assert result.result is not None
         final = result.result
@@ -307,7 +370,8 @@ def chat(settings: _Settings, model: str, messages: str | None, messages_file: P
     message = final.chat_output or {}
     text = message.get("content") or json.dumps(message.get("tool_calls"))
     summary = f"[payment {final.payment_hash}, TEE verified: {final.tee_verified}]"
-    settings.emit({"message": message, **_llm_summary(final)}, summary if stream else f"{text}\n{summary}")
+    streamed_text = stream and bool(message.get("content"))  # a streamed tool call has printed nothing yet
+    settings.emit({"message": message, **_llm_summary(final)}, summary if streamed_text else f"{text}\n{summary}")
 
 
 @main.command()
@@ -315,7 +379,10 @@ def chat(settings: _Settings, model: str, messages: str | None, messages_file: P
 @pass_settings
 def verify(settings: _Settings, file: Path) -> None:
     """Verify a proof saved as JSON (or a saved `--json` response holding a `proof`)."""
-    data = json.loads(file.read_text())
+    try:
+        data = json.loads(file.read_text())
+    except ValueError as exc:
+        raise click.UsageError(f"{file} is not valid JSON: {exc}") from exc
     if isinstance(data, dict) and isinstance(data.get("proof"), dict):
         data = data["proof"]
     if not isinstance(data, dict) or "kind" not in data:
@@ -338,7 +405,11 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     click.echo(f"OpenGradient devnet at {info['url']}")
     click.echo(f"  Alpha chain     {info['alpha']['rpc_url']}  (chain id {info['alpha']['chain_id']})")
     click.echo(f"  payments chain  {info['payments']['rpc_url']}  (chain id {info['payments']['chain_id']})")
-    click.echo(f"  Model Hub       {info['model_hub']['url']}  (user {info['model_hub']['email']})")
+    click.echo(f"  Model Hub       {info['model_hub']['url']}  (user {info['model_hub']['email']}, "
+               f"password {info['model_hub'].get('password', '?')})")
+    if info.get("twins"):
+        click.echo(f"  Twins           {info['twins']['url']}  (X-API-Key {info['twins']['api_key']}; "
+                   f"twins {', '.join(info['twins']['twins'])})")
     click.echo("  models:")
     for model in info["models"]:
         click.echo(f"    {model['name']:<18} {model['cid']}")

@@ -93,7 +93,11 @@ class InferenceError(OpenGradientError):
 
 
 class TransactionError(OpenGradientError):
-    """A transaction could not be sent or was not mined."""
+    """A transaction could not be sent or was not mined; `transaction_hash` names it when known."""
+
+    def __init__(self, message: str, *, transaction_hash: str | None = None, hint: str | None = None) -> None:
+        self.transaction_hash = transaction_hash
+        super().__init__(message, hint=hint)
 
 
 class VerificationError(OpenGradientError):
@@ -142,3 +146,10 @@ class WorkflowSchedulingError(OpenGradientError):
         super().__init__(f"workflow {contract_address} was deployed, but registering it with the scheduler "
                          f"failed: {reason}",
                          hint="fix the schedule and call alpha.schedule_workflow(contract_address, scheduler_params)")
+
+
+class UnconfirmedTransactionError(TransactionError, NetworkError):
+    """The network failed while a signed transaction was being sent: it may or may not be on chain.
+
+    `transaction_hash` names it: look it up before retrying, or a retry could pay twice.
+    """

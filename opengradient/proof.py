@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from opengradient.client.client import Client
 
-ProofKind = Literal["onchain", "tee"]
+ProofKind = Literal["onchain", "tee", "zkml"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class Proof:
     `kind="onchain"`: the result was emitted by the inference contract in `transaction_hash`;
     `input_hash`/`output_hash` are keccak-256 of the ABI-encoded `ModelInput`/`ModelOutput`.
     `kind="tee"`: an enclave signed the request and output hashes (`tee_*` fields).
+    `kind="zkml"`: an on-chain inference run in ZKML mode; besides the on-chain fields it names
+    the inference (`inference_id`) and the zero-knowledge proof whose hash the chain recorded
+    (`zkml_proof_hash`); see `opengradient.client.zkml`.
     What each inference mode proves on the devnet is documented in `opengradient.devnet`.
     """
 
@@ -41,11 +44,15 @@ class Proof:
     tee_timestamp: int | None = None
     payment_hash: str | None = None
     explorer_url: str | None = None
+    inference_id: str | None = None
+    zkml_proof_hash: str | None = None
 
-    def verify(self, client: Client | None = None) -> bool:
+    def verify(self, client: Client | None = None, *, onchain: bool = False) -> bool:
         """Re-check the proof at its source; returns True or raises `VerificationError`.
 
-        Uses `client` (or `og.global_client`) to reach the chain.
+        Uses `client` (or `og.global_client`) to reach the chain. For a ZKML proof the
+        zero-knowledge proof is checked off chain with ezkl (`pip install 'opengradient[zkml]'`)
+        and, with `onchain=True`, also by the verifier contract on the chain.
         """
         from opengradient.errors import ConfigurationError, VerificationError
 
@@ -62,6 +69,10 @@ class Proof:
             return verify_onchain_proof(self, client)
         if self.kind == "tee":
             return client.llm.verify_proof(self)
+        if self.kind == "zkml":
+            from opengradient.client.zkml import verify_zkml_proof
+
+            return verify_zkml_proof(self, client, onchain=onchain)
         raise VerificationError(f"unknown proof kind {self.kind!r}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -200,7 +200,7 @@ class Usage:
             prompt = int(data.get("prompt_tokens") or 0)
             completion = int(data.get("completion_tokens") or 0)
             total = int(data.get("total_tokens") or prompt + completion)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         return Usage(prompt, completion, total)
 
@@ -213,6 +213,10 @@ class TextGenerationOutput:
     the text of a completion. `payment_hash` is the transaction that settled the x402 payment
     (also in `transaction_hash`, for 0.7.4 code). `tee_verified` says the enclave signature
     checked out against the trusted key; `proof` carries the evidence.
+
+    With `payment_scheme="upto"`, `upto_session` names the gateway session the request was
+    charged to and `amount_paid` is its price; `payment_hash` is None then, because the session
+    settles later in one transaction for all its requests (`client.llm.close_sessions()`).
     """
 
     transaction_hash: str = ""
@@ -231,6 +235,7 @@ class TextGenerationOutput:
     tee_id: str | None = None
     tee_verified: bool = False
     proof: Proof | None = None
+    upto_session: str | None = None
 
 
 @dataclass(frozen=True)

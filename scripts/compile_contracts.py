@@ -10,7 +10,9 @@ compiler pinned in ``package.json`` (npm ``solc@0.8.28``, i.e. solc-js run by ``
     python scripts/compile_contracts.py --check     # exit 1 if artifacts/ is stale
 
 Output is deterministic (sorted keys, fixed indentation, metadata from relative source names), so
-rerunning on unchanged sources yields byte-identical files.
+rerunning on unchanged sources yields byte-identical files. Artifacts the client needs at run time
+(`CLIENT_ARTIFACTS`: the workflow contract it deploys) are also copied into
+``opengradient/client/artifacts/``, and ``--check`` checks those copies too.
 """
 
 from __future__ import annotations

@@ -162,7 +162,11 @@ def test_only_expected_entry_points(
     """Guard against accidental extra (or missing) ABI surface on the genesis contracts."""
     assert sorted((e["type"], e.get("name")) for e in inference_abi) == [
         ("event", "InferenceResult"),
+        ("event", "LLMChatResult"),
+        ("event", "LLMCompletionResult"),
         ("function", "run"),
+        ("function", "runLLMChat"),
+        ("function", "runLLMCompletion"),
     ]
     assert sorted((e["type"], e.get("name")) for e in precompile_abi) == [
         ("event", "ModelInferenceEvent"),

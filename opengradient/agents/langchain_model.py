@@ -86,7 +86,7 @@ class OpenGradientChatModel(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
-    client: Any = Field(default=None, exclude=True)
+    client: Any = Field(default=None, exclude=True, repr=False)
     """An `og.Client`; when None, one is built from `private_key`."""
     private_key: SecretStr | None = Field(validation_alias=AliasChoices("private_key", "api_key"),
                                           default_factory=secret_from_env("OG_PRIVATE_KEY", default=None))
@@ -108,7 +108,7 @@ class OpenGradientChatModel(BaseChatModel):
     """Stream from the gateway even when called with `invoke`."""
     network: str | None = None
     """Network preset of a client built by this model (`"public"` by default)."""
-    client_kwargs: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    client_kwargs: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
     """More `og.Client` arguments for a client built by this model."""
 
     _own_client: Any = PrivateAttr(default=None)

@@ -151,7 +151,11 @@ class OpenGradientModel(Model):
 
     def _request(self, system_instructions: str | None, input: str | list[TResponseInputItem],
                  model_settings: ModelSettings, tools: list[Tool], output_schema: AgentOutputSchemaBase | None,
-                 handoffs: list[Handoff]) -> dict[str, Any]:
+                 handoffs: list[Handoff], previous_response_id: str | None = None,
+                 conversation_id: str | None = None) -> dict[str, Any]:
+        if previous_response_id or conversation_id:
+            raise UserError("OpenGradient's gateway keeps no conversation state: run without "
+                            "previous_response_id / conversation_id (the runner then sends the history)")
         messages: list[dict[str, Any]] = []
         if system_instructions:
             messages.append({"role": "system", "content": system_instructions})
@@ -193,7 +197,8 @@ class OpenGradientModel(Model):
                            conversation_id: str | None = None, prompt: ResponsePromptParam | None = None,
                            ) -> ModelResponse:
         """One paid, verified chat; the answer as Responses-API output items."""
-        request = self._request(system_instructions, input, model_settings, tools, output_schema, handoffs)
+        request = self._request(system_instructions, input, model_settings, tools, output_schema, handoffs,
+                                previous_response_id, conversation_id)
         with generation_span(model=self.model, model_config=self._span_config(request),
                              disabled=tracing.is_disabled()) as span:
             output = await self.client.llm.achat(**request)
@@ -215,7 +220,8 @@ class OpenGradientModel(Model):
                               conversation_id: str | None = None, prompt: ResponsePromptParam | None = None,
                               ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream one paid, verified chat as Responses-API events, ending in `response.completed`."""
-        request = self._request(system_instructions, input, model_settings, tools, output_schema, handoffs)
+        request = self._request(system_instructions, input, model_settings, tools, output_schema, handoffs,
+                                previous_response_id, conversation_id)
         with generation_span(model=self.model, model_config=self._span_config(request),
                              disabled=tracing.is_disabled()) as span:
             events = _StreamEvents(self.model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,13 @@ from opengradient.client.chain import (
 )
 from opengradient.client.codec import MODEL_INPUT, MODEL_OUTPUT, decode_model_output, encode_model_input
 from opengradient.client.rpc import revert_error
-from opengradient.errors import InferenceError, InvalidInputError, VerificationError
+from opengradient.errors import (
+    InferenceError,
+    InvalidInputError,
+    NetworkError,
+    UnconfirmedTransactionError,
+    VerificationError,
+)
 from opengradient.proof import Proof
 from opengradient.types import (
     HistoricalInputQuery,
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
     from opengradient.networks import Network
 
 _MAX_CID_LENGTH = 256
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 def parse_inference_mode(mode: Any) -> InferenceMode:
@@ -283,7 +291,13 @@ class Alpha:
         call = {"from": sender, "to": contract, "data": "0x" + prepared.calldata.hex()}
         gas = int((yield Rpc("eth_estimateGas", (call,))), 16)
         tx_hash = yield SendTx(contract, prepared.calldata, gas + gas // 10)
-        receipt = yield from wait_for_receipt(tx_hash)
+        try:
+            receipt = yield from wait_for_receipt(tx_hash)
+        except NetworkError as exc:
+            raise UnconfirmedTransactionError(
+                f"inference transaction {tx_hash} was sent but its receipt could not be read",
+                                   transaction_hash=tx_hash,
+                                   hint="look it up before retrying: a retry runs (and pays) again") from exc
         if int(str(receipt.get("status", "0x1")), 16) == 0:
             block = receipt.get("blockNumber", "latest")
             try:
@@ -304,8 +318,12 @@ class Alpha:
             from eth_abi import encode
 
             output_hash = "0x" + keccak(encode([MODEL_OUTPUT], [output])).hex()
+        model_output = decode_model_output(output)
+        zkml: dict[str, Any] = {}
+        if prepared.mode == InferenceMode.ZKML:
+            zkml = _zkml_reference(receipt, model_output)
         proof = Proof(
-            kind="onchain",
+            kind="zkml" if zkml else "onchain",
             chain_id=self._sync.chain_id,
             transaction_hash=tx_hash,
             block_number=int(str(receipt["blockNumber"]), 16),
@@ -315,9 +333,9 @@ class Alpha:
             input_hash=prepared.input_hash,
             output_hash=output_hash,
             explorer_url=self._network.tx_url(tx_hash),
+            **zkml,
         )
-        return InferenceResult(transaction_hash=tx_hash, model_output=decode_model_output(output),
-                               proof=proof)
+        return InferenceResult(transaction_hash=tx_hash, model_output=model_output, proof=proof)
 
     def _deferred_output(self, receipt: dict[str, Any], tx_hash: str) -> Flow[tuple[Any, ...]]:
         """Asynchronous execution: the result is served by the API under the inference id."""
@@ -330,6 +348,22 @@ class Alpha:
         url = f"{self._network.api_url}/artela-network/artela-rollkit/inference/tx/{inference_id}"
         body = yield HttpGetJson(url)
         return parse_api_result(body)
+
+
+def _zkml_reference(receipt: dict[str, Any], model_output: dict[str, Any]) -> dict[str, Any]:
+    """ZKML mode: the inference id and the proof hash the node recorded (moved from the output's
+    `jsons` to the proof); empty when the node recorded no proof."""
+    from eth_abi import decode
+
+    from opengradient.client.zkml import PROOF_HASH_KEY
+
+    recorded = model_output.get(PROOF_HASH_KEY)
+    events = _logs(receipt, None, MODEL_INFERENCE_TOPIC)
+    if recorded is None or recorded.shape != () or not isinstance(recorded.item(), str) or not events:
+        return {}
+    del model_output[PROOF_HASH_KEY]
+    inference_id = decode(MODEL_INFERENCE_ARGS, _hex_bytes(events[0]["data"]))[0]
+    return {"inference_id": str(inference_id), "zkml_proof_hash": str(recorded.item())}
 
 
 def _required_schedule(scheduler_params: Any) -> SchedulerParams:
@@ -351,6 +385,8 @@ def _verify_flow(proof: Proof, network: Network) -> Flow[bool]:
 
     if not proof.transaction_hash or not proof.contract_address:
         raise fail("it names no transaction or contract")
+    if not _TX_HASH.fullmatch(str(proof.transaction_hash)):
+        raise fail("its transaction hash is not 0x followed by 64 hex digits")
     chain_id = int((yield Rpc("eth_chainId")), 16)
     if proof.chain_id is not None and chain_id != proof.chain_id:
         raise fail(f"the client is on chain {chain_id}, the proof is for chain {proof.chain_id}")

@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 from opengradient.client._http import HttpCore, raise_for_status, transport_errors
 from opengradient.client.rpc import AsyncJsonRpc, JsonRpc
 from opengradient.client.wallet import Wallet
-from opengradient.errors import ConfigurationError, NetworkError, RPCError, TransactionError
+from opengradient.errors import (
+    ConfigurationError,
+    NetworkError,
+    RPCError,
+    TransactionError,
+    UnconfirmedTransactionError,
+)
 
 T = TypeVar("T")
 
@@ -101,6 +107,12 @@ def _nonce_state(url: str, address: str) -> _NonceState:
 def _is_nonce_error(exc: RPCError) -> bool:
     text = exc.message.lower()
     return "nonce" in text and ("too low" in text or "too high" in text or "invalid" in text)
+
+
+def _unconfirmed(tx_hash: str, exc: NetworkError) -> UnconfirmedTransactionError:
+    return UnconfirmedTransactionError(f"could not confirm that transaction {tx_hash} reached the node: {exc.message}",
+                            transaction_hash=tx_hash,
+                            hint="look the hash up before retrying: a retry could pay twice")
 
 
 def _already_known(exc: RPCError) -> bool:
@@ -231,15 +243,18 @@ class SyncDriver(_DriverBase):
                 if _already_known(exc):
                     return
                 raise
-            except NetworkError:
+            except NetworkError as exc:
+                if self._known(tx_hash):
+                    return
                 if attempt == retries:
-                    raise
+                    raise _unconfirmed(tx_hash, exc) from exc
                 time.sleep(self._backoff(attempt))
-                try:
-                    if self.rpc.call("eth_getTransactionByHash", tx_hash) is not None:
-                        return
-                except NetworkError:
-                    continue
+
+    def _known(self, tx_hash: str) -> bool:
+        try:
+            return self.rpc.call("eth_getTransactionByHash", tx_hash) is not None
+        except NetworkError:
+            return False
 
 
 class AsyncDriver(_DriverBase):
@@ -342,15 +357,18 @@ class AsyncDriver(_DriverBase):
                 if _already_known(exc):
                     return
                 raise
-            except NetworkError:
+            except NetworkError as exc:
+                if await self._known(tx_hash):
+                    return
                 if attempt == retries:
-                    raise
+                    raise _unconfirmed(tx_hash, exc) from exc
                 await asyncio.sleep(self._backoff(attempt))
-                try:
-                    if await self.rpc.call("eth_getTransactionByHash", tx_hash) is not None:
-                        return
-                except NetworkError:
-                    continue
+
+    async def _known(self, tx_hash: str) -> bool:
+        try:
+            return await self.rpc.call("eth_getTransactionByHash", tx_hash) is not None
+        except NetworkError:
+            return False
 
 
 def wait_for_receipt(tx_hash: str, *, timeout: float = 120.0) -> Flow[dict[str, Any]]:

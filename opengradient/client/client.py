@@ -11,12 +11,18 @@ from opengradient.client._http import HttpCore
 from opengradient.client.wallet import Wallet
 from opengradient.errors import ConfigurationError
 from opengradient.networks import PRESETS, PUBLIC, Network
+from opengradient.types import LlmInferenceMode
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from opengradient.client.alpha import Alpha
     from opengradient.client.llm import LLM, TeeTrust
     from opengradient.client.model_hub import ModelHub
+    from opengradient.client.payments import PaymentScheme
     from opengradient.client.twins import Twins
+    from opengradient.legacy import LegacyLLM
+    from opengradient.types import TEE_LLM, TextGenerationOutput, x402SettlementMode
 
 
 class Client:
@@ -33,6 +39,11 @@ class Client:
     against the TEE registry's enclave keys (`tee_trust="registry"`, the default when the
     network names a registry), the gateway's published key (`"gateway"`), a pinned PEM key
     (`tee_public_key=`), or not at all (`"off"`).
+
+    `payment_scheme` picks how LLM requests are paid: `"exact"` (the default: one signed payment,
+    settled on chain, per request) or `"upto"` (x402's metered scheme: one Permit2 signature opens
+    a gateway session that later requests are charged to, settled once; run
+    `client.llm.ensure_opg_approval(...)` first).
     """
 
     def __init__(
@@ -58,6 +69,7 @@ class Client:
         max_payment_per_request: int | None = None,
         tee_trust: TeeTrust | None = None,
         tee_public_key: str | None = None,
+        payment_scheme: PaymentScheme = "exact",
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -86,10 +98,14 @@ class Client:
         self._max_payment = max_payment_per_request
         self._tee_trust: TeeTrust = tee_trust or ("registry" if self.network.tee_registry_address else "gateway")
         self._tee_public_key = tee_public_key
+        if payment_scheme not in ("exact", "upto"):
+            raise ConfigurationError(f"unknown payment_scheme {payment_scheme!r}", hint="use 'exact' or 'upto'")
+        self._payment_scheme: PaymentScheme = payment_scheme
         self._alpha: Alpha | None = None
         self._model_hub: ModelHub | None = None
         self._llm: LLM | None = None
         self._twins: Twins | None = None
+        self._legacy: LegacyLLM | None = None
 
     @property
     def alpha(self) -> Alpha:
@@ -111,7 +127,8 @@ class Client:
             self._llm = LLM(http=self._http, network=self.network, wallet=self._wallet,
                             max_retries=self.max_retries,
                             max_payment_per_request=self._max_payment or DEFAULT_MAX_PAYMENT,
-                            tee_trust=self._tee_trust, tee_public_key=self._tee_public_key)
+                            tee_trust=self._tee_trust, tee_public_key=self._tee_public_key,
+                            payment_scheme=self._payment_scheme)
         return self._llm
 
     @property
@@ -133,6 +150,62 @@ class Client:
                                        auth_url=self.network.auth_url, email=self._email,
                                        password=self.__password, auth_api_key=self._auth_api_key)
         return self._model_hub
+
+    # -- the legacy LLM API of the seed's LLM guide (see `opengradient.legacy`) -------------------
+
+    def _legacy_llm(self) -> LegacyLLM:
+        if self._legacy is None:
+            from opengradient.legacy import LegacyLLM
+
+            self._legacy = LegacyLLM(http=self._http, network=self.network, wallet=self._alpha_wallet,
+                                     llm=lambda: self.llm, max_retries=self.max_retries)
+        return self._legacy
+
+    def llm_completion(self, model_cid: TEE_LLM | str, prompt: str,
+                       inference_mode: LlmInferenceMode | int | str = LlmInferenceMode.VANILLA,
+                       max_tokens: int = 100, temperature: float = 0.0,
+                       stop_sequence: str | list[str] | None = None, *,
+                       x402_settlement_mode: x402SettlementMode | str | None = None,
+                       settlement_mode: x402SettlementMode | str | None = None) -> TextGenerationOutput:
+        """Legacy completion: VANILLA runs `runLLMCompletion` on the Alpha chain (result from the
+        receipt); TEE goes through `client.llm` (x402). `settlement_mode` aliases
+        `x402_settlement_mode` and applies to TEE only."""
+        return self._legacy_llm().completion(model_cid, prompt, inference_mode, max_tokens, temperature,
+                                             stop_sequence, x402_settlement_mode, settlement_mode)
+
+    async def allm_completion(self, model_cid: TEE_LLM | str, prompt: str,
+                              inference_mode: LlmInferenceMode | int | str = LlmInferenceMode.VANILLA,
+                              max_tokens: int = 100, temperature: float = 0.0,
+                              stop_sequence: str | list[str] | None = None, *,
+                              x402_settlement_mode: x402SettlementMode | str | None = None,
+                              settlement_mode: x402SettlementMode | str | None = None) -> TextGenerationOutput:
+        """Async twin of `llm_completion`."""
+        return await self._legacy_llm().acompletion(model_cid, prompt, inference_mode, max_tokens, temperature,
+                                                    stop_sequence, x402_settlement_mode, settlement_mode)
+
+    def llm_chat(self, model_cid: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
+                 inference_mode: LlmInferenceMode | int | str = LlmInferenceMode.VANILLA, max_tokens: int = 100,
+                 temperature: float = 0.0, stop_sequence: str | list[str] | None = None,
+                 tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None, *,
+                 x402_settlement_mode: x402SettlementMode | str | None = None,
+                 settlement_mode: x402SettlementMode | str | None = None) -> TextGenerationOutput:
+        """Legacy chat: VANILLA runs `runLLMChat` on the Alpha chain (result from the receipt); TEE
+        goes through `client.llm` (x402). `settlement_mode` aliases `x402_settlement_mode` and
+        applies to TEE only."""
+        return self._legacy_llm().chat(model_cid, messages, inference_mode, max_tokens, temperature,
+                                       stop_sequence, tools, tool_choice, x402_settlement_mode, settlement_mode)
+
+    async def allm_chat(self, model_cid: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
+                        inference_mode: LlmInferenceMode | int | str = LlmInferenceMode.VANILLA,
+                        max_tokens: int = 100, temperature: float = 0.0,
+                        stop_sequence: str | list[str] | None = None, tools: list[dict[str, Any]] | None = None,
+                        tool_choice: str | dict[str, Any] | None = None, *,
+                        x402_settlement_mode: x402SettlementMode | str | None = None,
+                        settlement_mode: x402SettlementMode | str | None = None) -> TextGenerationOutput:
+        """Async twin of `llm_chat`."""
+        return await self._legacy_llm().achat(model_cid, messages, inference_mode, max_tokens, temperature,
+                                              stop_sequence, tools, tool_choice, x402_settlement_mode,
+                                              settlement_mode)
 
     @property
     def address(self) -> str | None:

@@ -435,6 +435,9 @@ def _from_array(name: str, arr: Any, np: Any) -> tuple[str, list[int], list[Any]
     )
 
 
+_MAX_DEPTH = 64  # deeper nesting is a mistake (or a list that contains itself), not a tensor
+
+
 def _is_nested(x: Any, np: Any) -> bool:
     if isinstance(x, (list, tuple)):
         return True
@@ -446,6 +449,9 @@ def _from_nested(name: str, value: Any, np: Any) -> tuple[list[int], list[Any]]:
     shape: list[int] = []
     level: list[Any] = [value]
     while True:
+        if len(shape) > _MAX_DEPTH:
+            raise InvalidInputError(f"tensor {name!r} is nested more than {_MAX_DEPTH} levels deep",
+                                    hint="is it a list that contains itself?")
         if not _is_nested(level[0], np):
             for i, node in enumerate(level):
                 if _is_nested(node, np):

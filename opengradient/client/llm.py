@@ -4,12 +4,21 @@ A call is validated and encoded before anything is signed or sent. A warm client
 payment up front from the cached offer and makes one HTTP round trip; a cold one gets the
 402 offer first. Every response is checked against the enclave key it claims to be signed
 by (the TEE registry's key by default); a response that does not verify raises.
+
+With `payment_scheme="upto"` the client pays with x402's metered `upto` scheme (Permit2; the
+payer must have run `ensure_opg_approval` for at least the gateway's session cap — checked
+before signing, from one cached read of the allowance). The first paid request opens an upto
+session on the gateway; later requests to the same host and path send `X-Upto-Session` instead
+of a payment, so a warm client does no signing and no on-chain work per request. Their outputs
+carry `upto_session`, and `payment_hash` stays None until the gateway settles the session (once,
+when it is idle or used up, or at `close_sessions()`, which returns the settlement transactions).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
@@ -19,8 +28,11 @@ from opengradient.client.chain import AsyncDriver, Flow, HttpSend, Rpc, SendTx, 
 from opengradient.client.payments import (
     DEFAULT_MAX_PAYMENT,
     PAYMENT_SIGNATURE,
+    UPTO_SESSION,
     Payer,
+    PaymentScheme,
     SignedPayment,
+    UptoSession,
     declined,
     payment_required_of,
     settlement_of,
@@ -36,7 +48,7 @@ from opengradient.client.tee import (
     request_hash,
     verify_tee_signature,
 )
-from opengradient.errors import InvalidInputError, VerificationError
+from opengradient.errors import InvalidInputError, PaymentRequiredError, VerificationError
 from opengradient.proof import Proof
 from opengradient.types import (
     TEE_LLM,
@@ -60,6 +72,8 @@ _TEE_INFO = "(address,address,string,bytes,bytes,bytes32,uint8,bool,uint256,uint
 _ALLOWANCE = bytes.fromhex("dd62ed3e")  # allowance(address,address)
 _APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
 _OPG_DECIMALS = 18
+#: The x402 code of a Permit2 payment whose allowance is too low.
+_ALLOWANCE_REQUIRED = "permit2_allowance_required"
 
 
 def model_name(model: TEE_LLM | str) -> str:
@@ -198,15 +212,27 @@ class _Call:
         self.request_hash = request_hash(canonical)
         self.cache_key = (url, body["model"], body.get("max_tokens"))
 
+    @property
+    def route(self) -> tuple[str, str, int | None, str]:
+        """An upto session's scope: scheme, host, port and path of the URL."""
+        return _route(self.url)
+
+
+@lru_cache(maxsize=64)
+def _route(url: str) -> tuple[str, str, int | None, str]:
+    parts = httpx.URL(url)
+    return parts.scheme, parts.host, parts.port, parts.path
+
 
 class LLM:
     """LLM chat and completion through the TEE gateway (sync methods, `a`-prefixed async twins)."""
 
     def __init__(self, *, http: HttpCore, network: Network, wallet: Wallet | None, max_retries: int = 2,
                  max_payment_per_request: int = DEFAULT_MAX_PAYMENT, tee_trust: TeeTrust = "registry",
-                 tee_public_key: str | None = None) -> None:
+                 tee_public_key: str | None = None, payment_scheme: PaymentScheme = "exact") -> None:
         self._network = network
-        self._payer = Payer(wallet, network.payments, max_payment=max_payment_per_request)
+        self._payer = Payer(wallet, network.payments, max_payment=max_payment_per_request,
+                            scheme=payment_scheme)
         self._tee_trust: TeeTrust = tee_trust
         self._pinned_key = TeeKey.from_pem(tee_public_key) if tee_public_key else None
         self._keys: dict[str, TeeKey] = {}
@@ -300,12 +326,35 @@ class LLM:
         return await self._async.run(self._complete_flow(call))
 
     def ensure_opg_approval(self, opg_amount: float | int | str | Decimal) -> ApprovalResult:
-        """Make sure Permit2 may spend `opg_amount` OPG of the payer's; sends `approve` only if needed."""
+        """Make sure Permit2 may spend `opg_amount` OPG of the payer's; sends `approve` only if needed.
+
+        Needed before `payment_scheme="upto"` pays: the gateway settles upto sessions through
+        Permit2, and each settlement uses up that much of the allowance.
+        """
         return self._pay_sync.run(self._approval_flow(opg_to_base_units(opg_amount)))
 
     async def aensure_opg_approval(self, opg_amount: float | int | str | Decimal) -> ApprovalResult:
         """Async twin of `ensure_opg_approval`."""
         return await self._pay_async.run(self._approval_flow(opg_to_base_units(opg_amount)))
+
+    @property
+    def payment_scheme(self) -> PaymentScheme:
+        """How this client pays: `exact` (per request) or `upto` (metered sessions)."""
+        return self._payer.scheme
+
+    def close_sessions(self) -> list[dict[str, Any]]:
+        """Ask the gateway to settle this client's open upto sessions now (without this, the
+        gateway settles each on its own once it is idle or used up).
+
+        Returns the gateway's final state of each session: `session`, `status` (`settled`, or
+        `failed` with `errorReason`), `amount` settled, `requests` served and the settlement
+        `transaction` (None when nothing was charged, or when the gateway had no record of it).
+        """
+        return self._sync.run(self._close_sessions_flow())
+
+    async def aclose_sessions(self) -> list[dict[str, Any]]:
+        """Async twin of `close_sessions`."""
+        return await self._async.run(self._close_sessions_flow())
 
     def verify_proof(self, proof: Proof) -> bool:
         """Check a TEE proof: a trusted enclave signed its request and output hashes at its time."""
@@ -341,32 +390,121 @@ class LLM:
 
     # -- flows --------------------------------------------------------------------------------
 
-    def _send(self, call: _Call, payment: SignedPayment | None, stream: bool) -> HttpSend:
+    def _send(self, call: _Call, payment: SignedPayment | None, stream: bool,
+              session: UptoSession | None = None) -> HttpSend:
         headers = {"Content-Type": "application/json", "X-SETTLEMENT-TYPE": call.mode}
         if payment is not None:
             headers[PAYMENT_SIGNATURE] = payment.header
+        elif session is not None:
+            headers[UPTO_SESSION] = session.id
         return HttpSend("POST", call.url, headers, call.body, stream)
 
     def _open_flow(self, call: _Call, *, stream: bool) -> Flow[tuple[httpx.Response, SignedPayment | None]]:
-        """Pay and send; returns the successful response and the payment it carried."""
-        payment = self._payer.sign_cached(call.cache_key) if self._payer.wallet is not None else None
-        response = yield self._send(call, payment, stream)
+        """Pay (or use the open upto session) and send; returns the successful response and the
+        payment it carried (None when an upto session covered it)."""
+        payer = self._payer
+        session = payer.session_for(call.route, call.cache_key) if payer.scheme == "upto" else None
+        held = [session]  # the session while this request still counts as in flight on it
+        try:
+            return (yield from self._pay_and_send(call, stream, held))
+        finally:
+            if held[0] is not None:  # failed before an answer said anything about it
+                payer.release_session(held[0])
+
+    def _pay_and_send(self, call: _Call, stream: bool, held: list[UptoSession | None]
+                      ) -> Flow[tuple[httpx.Response, SignedPayment | None]]:
+        payer = self._payer
+        session = held[0]
+        payment = None
+        if session is None and payer.wallet is not None:
+            cached = payer.cached(call.cache_key)
+            if cached is not None:
+                payment = yield from self._sign_flow(cached)
+        response = yield self._send(call, payment, stream, session)
         if response.status_code == 402:
             offer = payment_required_of(response)
-            if payment is not None:
-                self._payer.forget(call.cache_key)  # the cached offer is stale: pay the new one once
-            payment = self._payer.sign(offer)
-            self._payer.remember(call.cache_key, offer)
+            if session is not None:  # settled, used up or expired: pay afresh
+                payer.drop_session(call.route, session, offer.get("error"))
+                payer.release_session(session)
+                held[0] = session = None
+            elif payment is not None:
+                payer.forget(call.cache_key)  # the cached offer is stale: pay the new one once
+            payment = yield from self._sign_flow(offer)
+            payer.remember(call.cache_key, offer)
             response = yield self._send(call, payment, stream)
             if response.status_code == 402:
                 try:
                     refused: dict[str, Any] | None = payment_required_of(response)
                 except Exception:
                     refused = None
-                raise declined(response, refused)
+                error = declined(response, refused)
+                if error.reason == _ALLOWANCE_REQUIRED:
+                    payer.permit2_allowance = None  # read it again next time
+                    raise PaymentRequiredError(
+                        "the gateway refused the upto payment: the payer's OPG allowance for Permit2 does "
+                        "not cover the session cap (settled sessions use it up)", requirements=refused,
+                        reason=_ALLOWANCE_REQUIRED,
+                        hint="call client.llm.ensure_opg_approval(opg_amount=…) with a larger amount")
+                raise error
+        if payer.scheme == "upto" and response.status_code < 400:
+            held[0] = None  # accounted for by keep_session
+            payer.keep_session(call.route, call.cache_key, settlement_of(response),
+                               response.headers.get(UPTO_SESSION), session)
         raise_for_status(response)
         yield from self._trusted_keys_flow(response)
         return response, payment
+
+    def _sign_flow(self, offer: dict[str, Any]) -> Flow[SignedPayment]:
+        """Sign a payment for `offer`; an upto one only once the Permit2 allowance covers its cap."""
+        if self._payer.wallet is not None:
+            option = self._payer.choose(offer)
+            if option.get("scheme") == "upto":
+                try:
+                    cap = int(option["amount"])
+                except (KeyError, TypeError, ValueError):
+                    cap = 0  # `sign` refuses the offer
+                yield from self._allowance_check_flow(cap, offer)
+        return self._payer.sign(offer)
+
+    def _allowance_check_flow(self, cap: int, offer: dict[str, Any]) -> Flow[None]:
+        """Refuse to sign an upto cap the Permit2 allowance does not cover (one cached read)."""
+        known = self._payer.permit2_allowance
+        if known is not None and known >= cap:
+            return
+        from eth_abi import decode, encode
+
+        from opengradient.client.rpc import _result
+        from opengradient.networks import PERMIT2_ADDRESS
+
+        assert self._payer.wallet is not None
+        data = _ALLOWANCE + encode(["address", "address"], [self._payer.wallet.address, PERMIT2_ADDRESS])
+        request = {"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [
+            {"to": self._network.payments.token_address, "data": "0x" + data.hex()}, "latest"]}
+        reply = yield HttpSend("POST", self._network.payments.rpc_url, {"Content-Type": "application/json"},
+                               request, False)
+        allowance = int(decode(["uint256"], bytes.fromhex(str(_result(reply, "eth_call"))[2:]))[0])
+        self._payer.permit2_allowance = allowance
+        if allowance < cap:
+            raise PaymentRequiredError(
+                f"the upto payment needs a Permit2 allowance of at least {cap} base units of OPG (the "
+                f"gateway's session cap); the payer has approved {allowance}", requirements=offer,
+                reason=_ALLOWANCE_REQUIRED,
+                hint=f"call client.llm.ensure_opg_approval(opg_amount={Decimal(cap) / 10**_OPG_DECIMALS}) "
+                     "or more first")
+
+    def _close_sessions_flow(self) -> Flow[list[dict[str, Any]]]:
+        """DELETE each open session at its gateway; the gateway settles it and answers its state."""
+        results: list[dict[str, Any]] = []
+        for (scheme, host, port, _path), session in self._payer.take_sessions():
+            base = httpx.URL(scheme=scheme, host=host, port=port)
+            reply = yield HttpSend("DELETE", str(base.copy_with(path=f"/upto/sessions/{session.id}")),
+                                   {}, None, False)
+            if reply.status_code in (404, 405):  # forgotten, or a gateway that settles on its own only
+                results.append({"session": session.id, "status": "unknown", "transaction": None})
+                continue
+            raise_for_status(reply)
+            results.append(dict(reply.json()))
+        return results
 
     def _complete_flow(self, call: _Call) -> Flow[TextGenerationOutput]:
         response, payment = yield from self._open_flow(call, stream=False)
@@ -411,24 +549,29 @@ class LLM:
                 receipt: dict[str, Any] | None, fields: Mapping[str, Any], text: str) -> None:
         """Attach payment and TEE fields, verify the signature, and build the proof."""
         if receipt is not None and receipt.get("success"):
-            output.payment_hash = receipt.get("transaction")
+            output.payment_hash = receipt.get("transaction") or None  # "": an open upto session
             output.transaction_hash = output.payment_hash or ""
         output.amount_paid = payment.amount if payment is not None else None
+        if receipt is not None and receipt.get("session"):  # charged to an upto session
+            output.upto_session = str(receipt["session"])
+            price = receipt.get("price")
+            output.amount_paid = int(price) if isinstance(price, (int, str)) and str(price).isdigit() else None
         output.tee_signature = fields.get("tee_signature")
         output.tee_request_hash = fields.get("tee_request_hash")
         output.tee_output_hash = fields.get("tee_output_hash")
         output.tee_timestamp = int(fields["tee_timestamp"]) if fields.get("tee_timestamp") is not None else None
         output.tee_id = fields.get("tee_id")
+        out_hash = output_hash(text)
         if self._tee_trust != "off" or self._pinned_key is not None:
             attestation = TeeAttestation.from_fields(fields)
             verify_tee_signature(attestation, key=self._key_for(attestation.tee_id),
                                  expected_request_hash=call.request_hash,
-                                 expected_output_hash=output_hash(text))
+                                 expected_output_hash=out_hash)
             output.tee_verified = True
         output.proof = Proof(
             kind="tee", chain_id=self._payments_chain_id, tee_id=output.tee_id,
             tee_signature=output.tee_signature, tee_timestamp=output.tee_timestamp,
-            input_hash=("0x" + call.request_hash.hex()), output_hash="0x" + output_hash(text).hex(),
+            input_hash=("0x" + call.request_hash.hex()), output_hash="0x" + out_hash.hex(),
             payment_hash=output.payment_hash, model_cid=call.body["model"])
 
     def _trusted_keys_flow(self, response: httpx.Response) -> Flow[None]:
@@ -490,6 +633,7 @@ class LLM:
         read = {"to": token, "data": "0x" + (_ALLOWANCE + encode(["address", "address"],
                                                                   [owner, PERMIT2_ADDRESS])).hex()}
         before = decode(["uint256"], bytes.fromhex(str((yield Rpc("eth_call", (read, "latest"))))[2:]))[0]
+        self._payer.permit2_allowance = before
         if before >= amount:
             return ApprovalResult(before, before, None)
         data = _APPROVE + encode(["address", "uint256"], [PERMIT2_ADDRESS, amount])
@@ -497,6 +641,7 @@ class LLM:
         tx_hash = yield SendTx(token, data, gas + gas // 5)
         yield from wait_for_receipt(tx_hash)
         after = decode(["uint256"], bytes.fromhex(str((yield Rpc("eth_call", (read, "latest"))))[2:]))[0]
+        self._payer.permit2_allowance = after
         return ApprovalResult(before, after, tx_hash)
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from opengradient.errors import InferenceError
+from opengradient.errors import InferenceError, VerificationError
 from opengradient.types import StreamChoice, StreamChunk, StreamDelta, ToolCallDelta, Usage
 
 DONE = "[DONE]"
@@ -79,11 +79,19 @@ class StreamAssembler:
             error = event["error"]
             message = error.get("message") if isinstance(error, dict) else error
             raise InferenceError(f"the server reported an error mid-stream: {message}")
-        self.id = self.id or event.get("id")
-        self.model = self.model or event.get("model")
         for key in ("tee_signature", "tee_request_hash", "tee_output_hash", "tee_timestamp", "tee_id"):
             if event.get(key) is not None:
+                if key in self.tee and self.tee[key] != event[key]:
+                    raise VerificationError(f"the stream carries two different values of {key}")
                 self.tee[key] = event[key]
+        try:
+            return self._event(event)
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise InferenceError(f"the stream sent a malformed event ({exc}): {data[:120]!r}") from exc
+
+    def _event(self, event: dict[str, Any]) -> StreamChunk:
+        self.id = self.id or event.get("id")
+        self.model = self.model or event.get("model")
         usage = Usage.from_dict(event.get("usage"))
         if usage is not None:
             self.usage = usage

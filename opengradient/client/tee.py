@@ -14,6 +14,7 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from opengradient.errors import VerificationError
@@ -95,6 +96,8 @@ def output_text(content: str | None, tool_calls: Sequence[Mapping[str, Any]] | N
     """What the output hash covers: the text, or the tool calls when the model called tools."""
     if finish_reason == "tool_calls" and tool_calls:
         return json.dumps(normalize_tool_calls(tool_calls), sort_keys=True)
+    if content is not None and not isinstance(content, str):
+        raise VerificationError(f"the response's content is a {type(content).__name__}, not text")
     return content or ""
 
 
@@ -108,8 +111,9 @@ def signed_message(req_hash: bytes, out_hash: bytes, timestamp: int) -> bytes:
     return keccak256(req_hash + out_hash + int(timestamp).to_bytes(32, "big"))
 
 
+@lru_cache(maxsize=256)
 def tee_id_of(public_key_der: bytes) -> str:
-    """An enclave's id: keccak256 of its DER SubjectPublicKeyInfo."""
+    """An enclave's id: keccak256 of its DER SubjectPublicKeyInfo (cached: asked on every response)."""
     return "0x" + keccak256(public_key_der).hex()
 
 

@@ -3,8 +3,9 @@
 Routes: `POST /rpc/alpha` and `POST /rpc/payments` (Ethereum JSON-RPC), `/api/v0/…` (Model Hub),
 `/auth/v1/…` (sign-in), `GET /artela-network/artela-rollkit/inference/tx/{id}` (inference
 results), the LLM gateway (`/v1/chat/completions`, `/v1/completions`, `/signing-key`,
-`/enclave/attestation`, `/facilitator/…`), `GET /` (what is running). The same app is served by
-uvicorn over HTTP and reached in-process through `ASGIBridge`.
+`/enclave/attestation`, `/facilitator/…`), the twins API (`/twins/api/v1/…`), ZKML proofs and
+keys (`GET /zkml/proof/{inference_id}`, `GET /zkml/vk/{model_cid}`), `GET /` (what is running).
+The same app is served by uvicorn over HTTP and reached in-process through `ASGIBridge`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opengradient.devnet.http_errors import JSON_ERRORS
+
 if TYPE_CHECKING:
     from opengradient.devnet.chain import DevChain
     from opengradient.devnet.hub import HubService
     from opengradient.devnet.inference import InferencePrecompile
     from opengradient.devnet.llm.gateway import LLMGateway
+    from opengradient.devnet.twins import TwinsService
+    from opengradient.devnet.zkml.service import ZkmlService
 
 log = logging.getLogger("opengradient.devnet")
 
@@ -71,7 +76,8 @@ class AccessLog:
 
 def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
               precompile: InferencePrecompile, info: Callable[[], dict[str, Any]],
-              llm: LLMGateway | None = None) -> ASGIApp:
+              llm: LLMGateway | None = None, twins: TwinsService | None = None,
+              zkml: ZkmlService | None = None) -> ASGIApp:
     """Compose the devnet's services into one app."""
 
     async def inference_result(request: Request) -> Response:
@@ -84,13 +90,31 @@ def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
     async def index(request: Request) -> Response:
         return JSONResponse(info())
 
-    app = Starlette(routes=[
+    async def zkml_proof(request: Request) -> Response:
+        inference_id = request.path_params["inference_id"]
+        document = None if zkml is None else await run_in_threadpool(zkml.proof_document, inference_id)
+        if document is None:
+            return _error(404, f"no ZKML proof for inference {inference_id}", "not_found")
+        return JSONResponse(document)
+
+    async def zkml_key(request: Request) -> Response:
+        model_cid = request.path_params["model_cid"]
+        document = None if zkml is None else await run_in_threadpool(zkml.key_document, model_cid)
+        if document is None:
+            return _error(404, f"no ZKML circuit for model {model_cid}: it has not run in ZKML mode on "
+                               "this devnet", "not_found")
+        return JSONResponse(document)
+
+    app = Starlette(exception_handlers=JSON_ERRORS, routes=[
         Route("/", index, methods=["GET"]),
         Route("/rpc/alpha", _rpc_endpoint(alpha), methods=["POST"]),
         Route("/rpc/payments", _rpc_endpoint(payments), methods=["POST"]),
         Route("/artela-network/artela-rollkit/inference/tx/{inference_id}", inference_result,
               methods=["GET"]),
+        Route("/zkml/proof/{inference_id}", zkml_proof, methods=["GET"]),
+        Route("/zkml/vk/{model_cid}", zkml_key, methods=["GET"]),
         *(llm.routes() if llm is not None else []),
+        *(twins.routes() if twins is not None else []),
         Mount("/api/v0", hub.hub_app()),
         Mount("/auth/v1", hub.auth_app()),
     ])

@@ -28,6 +28,8 @@ from opengradient.devnet.keys import DevAccount
 __all__ = [
     "ARTIFACTS_DIR",
     "MULTICALL3_ADDRESS",
+    "PERMIT2_ADDRESS",
+    "UPTO_PERMIT2_PROXY_ADDRESS",
     "Deployer",
     "DeployerError",
     "PaymentContracts",
@@ -41,6 +43,9 @@ ARTIFACTS_DIR = Path(__file__).resolve().parent / "contracts" / "artifacts"
 
 #: Where every chain keeps Multicall3; x402 facilitators call `tryAggregate` there.
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
+#: The canonical Permit2 and x402's `upto` Permit2 proxy (PROTOCOL.md section 1), placed at genesis.
+PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
+UPTO_PERMIT2_PROXY_ADDRESS = "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002"
 
 #: Gas limit for transactions sent without an estimate (well under the devnet's block gas limit).
 DEFAULT_GAS_LIMIT = 10_000_000
@@ -365,6 +370,8 @@ class PaymentContracts:
     opg_token: str
     settlement: str
     multicall: str
+    permit2: str = PERMIT2_ADDRESS
+    upto_proxy: str = UPTO_PERMIT2_PROXY_ADDRESS
 
 
 def deploy_payment_contracts(
@@ -376,10 +383,13 @@ def deploy_payment_contracts(
     token_name: str = "OPG",
     token_version: str = "2",
 ) -> PaymentContracts:
-    """Set up the payments chain: Multicall3 at its canonical address, the OPG token (owned by
+    """Set up the payments chain: Multicall3, Permit2 and x402's upto Permit2 proxy at their canonical
+    addresses, the OPG token (owned by
     ``operator``, ``mint_each`` minted to every holder in one transaction) and OGSettlement
     (recorder ``operator``)."""
     chain.set_code(MULTICALL3_ADDRESS, runtime_code("Multicall3"))
+    chain.set_code(PERMIT2_ADDRESS, runtime_code("Permit2"))
+    chain.set_code(UPTO_PERMIT2_PROXY_ADDRESS, runtime_code("X402UptoPermit2Proxy"))
     deployer = Deployer(chain, operator, estimate_gas=False)
     token = deployer.deploy("OPGToken", token_name, "OPG", token_version, operator.address)
     recipients = [to_checksum_address(h) for h in holders]

@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from opengradient.client.model_hub import VERSION_PATTERN, model_name_problem
+from opengradient.devnet.http_errors import JSON_ERRORS
 
 logger = logging.getLogger("opengradient.devnet.hub")
 
@@ -379,11 +380,11 @@ class HubService:
 
     def hub_app(self) -> Starlette:
         """The hub routes, to mount at `/api/v0`."""
-        return Starlette(routes=self.hub_routes())
+        return Starlette(routes=self.hub_routes(), exception_handlers=JSON_ERRORS)
 
     def auth_app(self) -> Starlette:
         """The sign-in routes, to mount at `/auth/v1`."""
-        return Starlette(routes=self.auth_routes())
+        return Starlette(routes=self.auth_routes(), exception_handlers=JSON_ERRORS)
 
     def routes(self) -> list[BaseRoute]:
         """Both apps mounted at their public prefixes, for an app that wants them in one list."""

@@ -13,7 +13,15 @@ What each mode proves on the devnet:
   single-validator chain.
 - TEE: runs exactly like VANILLA. There is no enclave on a developer machine, so the devnet
   attaches no attestation to on-chain inference; this mode is accepted for compatibility only.
-- ZKML: runs exactly like VANILLA for now; no zero-knowledge proof is produced yet.
+- ZKML: the model runs in onnxruntime (which checks the input as in VANILLA) and in its ezkl
+  circuit, in a separate prover process; the output returned is the circuit's (the proven values,
+  within the circuit's fixed-point precision of onnxruntime's), the proof's hash is recorded in
+  the output as the `jsons` entry `zkml_proof_hash`, and the proof and verification key are served
+  by the devnet API (`GET /zkml/proof/{inference_id}`, `GET /zkml/vk/{model_cid}`). Simulations
+  (eth_call, gas estimation) compute the circuit's output without proving it and record a zero
+  hash. Models that cannot be proven (string tensors, operators ezkl lacks, too large: see
+  `opengradient.devnet.zkml` for the limits) revert with the reason. Without a ZKML service (a
+  precompile built on its own) ZKML runs like VANILLA.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
     from opengradient.devnet.hub import ModelStore
+    from opengradient.devnet.zkml.service import ZkmlService
 
 log = logging.getLogger("opengradient.devnet.inference")
 
@@ -114,9 +123,11 @@ def model_output_json(output: tuple[Any, ...]) -> dict[str, Any]:
 class InferencePrecompile:
     """Callable precompile; keep one per devnet (it caches sessions and results)."""
 
-    def __init__(self, store: ModelStore, *, deferred_results: bool = False) -> None:
+    def __init__(self, store: ModelStore, *, deferred_results: bool = False,
+                 zkml: ZkmlService | None = None) -> None:
         self.store = store
         self.deferred_results = deferred_results
+        self.zkml = zkml
         self._sessions: OrderedDict[str, ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
         self._results: dict[str, dict[str, Any]] = {}
@@ -155,6 +166,12 @@ class InferencePrecompile:
 
     def run(self, model_cid: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a model on decoded inputs, fitting them to its signature."""
+        session, feeds = self.feeds(model_cid, inputs)
+        return self._execute(model_cid, session, feeds)
+
+    def feeds(self, model_cid: str,
+              inputs: dict[str, np.ndarray]) -> tuple[ort.InferenceSession, dict[str, np.ndarray]]:
+        """The model's session and the inputs fitted to its signature (names, types, shapes)."""
         import numpy as np
 
         session = self.session(model_cid)
@@ -172,11 +189,31 @@ class InferencePrecompile:
             if dtype is None:
                 raise PrecompileRevert(f"input {name!r} has unsupported type {spec.type}")
             feeds[name] = _fit_shape(name, _cast(name, np.asarray(inputs[name]), dtype), list(spec.shape))
+        return session, feeds
+
+    @staticmethod
+    def _execute(model_cid: str, session: ort.InferenceSession,
+                 feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import numpy as np
+
         try:
             values = session.run(None, feeds)
         except Exception as exc:
             raise PrecompileRevert(f"model {model_cid} failed on this input: {exc}") from exc
         return {out.name: np.asarray(v) for out, v in zip(session.get_outputs(), values, strict=True)}
+
+    def _run_zkml(self, model_cid: str, inputs: dict[str, np.ndarray], call: PrecompileCall,
+                  inference_id: str) -> tuple[Any, ...]:
+        """ZKML mode: the circuit's output, proven (and the proof stored) unless simulating."""
+        from opengradient.client.zkml import PROOF_HASH_KEY
+
+        assert self.zkml is not None
+        session, feeds = self.feeds(model_cid, inputs)
+        reference = self._execute(model_cid, session, feeds)
+        tensors, proof_hash = self.zkml.run(model_cid, self.store, session, feeds, reference,
+                                            inference_id=None if call.is_static else inference_id)
+        return encode_model_output(tensors, is_simulation_result=call.is_static,
+                                   jsons={PROOF_HASH_KEY: proof_hash})
 
     def __call__(self, call: PrecompileCall) -> PrecompileResult:
         from eth_abi import decode, encode
@@ -193,15 +230,18 @@ class InferencePrecompile:
         if mode not in _MODE_RESULT_KEYS:
             raise PrecompileRevert(
                 f"invalid inference mode {mode}: expected 0 (VANILLA), 1 (ZKML) or 2 (TEE)")
+        inference_id = "0x" + keccak(call.origin.encode() + call.block_number.to_bytes(8, "big")
+                                     + call.data).hex()
         try:
             inputs = decode_model_input(model_input)
-            output = encode_model_output(self.run(model_cid, inputs),
-                                         is_simulation_result=call.is_static)
+            if mode == 1 and self.zkml is not None:
+                output = self._run_zkml(model_cid, inputs, call, inference_id)
+            else:
+                output = encode_model_output(self.run(model_cid, inputs),
+                                             is_simulation_result=call.is_static)
         except OpenGradientError as exc:
             raise PrecompileRevert(exc.message) from exc
 
-        inference_id = "0x" + keccak(call.origin.encode() + call.block_number.to_bytes(8, "big")
-                                     + call.data).hex()
         if not call.is_static:
             document = {"InferenceResult": {_MODE_RESULT_KEYS[mode]: {
                 "model_output": model_output_json(output)}}}

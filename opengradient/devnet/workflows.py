@@ -10,10 +10,11 @@
 * the seven `PriceHistoryInference` workflows at their PROTOCOL.md addresses, each running one of
   the fitted forecast models (`opengradient.devnet.models.forecasts`, published to the Model Hub)
   and run once, so every reader has a value at once; each is registered with the scheduler to run
-  again every candle period;
+  again whenever a candle of its series closes;
 * a scheduler loop (a daemon thread) that, every `poll_interval` seconds, adds the candles that
   have closed and calls `run()` on every registered workflow that is due (every `frequency`
-  seconds after its registration, until its end time), from dev account 7. Failed runs are logged
+  seconds after its registration, until its end time; the loop's clock decides), from dev
+  account 7. Failed runs are logged
   and retried at the next period.
 
 Contracts are placed as runtime code (no constructor): the oracle's operator is written to its
@@ -77,7 +78,7 @@ HISTORY_CANDLES = 32
 MAX_CANDLES_PER_TICK = 64
 #: Genesis workflows stay scheduled this long.
 GENESIS_SCHEDULE_SECONDS = 10 * 365 * 24 * 3600
-_CANDLES_PER_TX = 512
+_CANDLES_PER_TX = 512  # at least MAX_CANDLES_PER_TICK: a series' candles go in one transaction
 _RUN_GAS = 10_000_000
 
 
@@ -171,7 +172,14 @@ class WorkflowScheduler:
         #: The one sender of the operator's transactions (it keeps the account's nonce).
         self.deployer = Deployer(chain, operator, estimate_gas=False)
         self._tasks: dict[int, _Task] = {}
+        self._first_runs: dict[str, int] = {}
         self._lock = threading.RLock()
+
+    def first_run_at(self, contract_address: str, when: int) -> None:
+        """Run the task of `contract_address` first at `when` rather than one period after its
+        registration (the genesis workflows run when their candles close)."""
+        with self._lock:
+            self._first_runs[to_checksum_address(contract_address)] = when
 
     def add_feed(self, feed: _Feed) -> None:
         """Keep one more oracle series fed."""
@@ -189,7 +197,7 @@ class WorkflowScheduler:
             moment = self.clock() if now is None else now
             report = TickReport(now=moment)
             report.candles_added = self.feed(moment)
-            self._refresh_tasks()
+            self._refresh_tasks(moment)
             for task in sorted(self._tasks.values(), key=lambda t: t.task_id):
                 if task.cancelled or moment > task.end_time or moment < task.next_due:
                     continue
@@ -206,38 +214,36 @@ class WorkflowScheduler:
             return report
 
     def feed(self, now: float) -> int:
-        """Append every candle closed by `now` to the oracle; returns how many were added."""
+        """Append every candle closed by `now` to the oracle; returns how many were added.
+
+        A series counts its candles as added only once the transaction holding them succeeded,
+        so a failed push is retried by the next pass.
+        """
         with self._lock:
-            batches = []
+            added = 0
+            chunk: list[tuple[_Feed, int, list[int]]] = []
             for feed in self._feeds:
                 closed = feed.closed(now)
                 if closed <= feed.pushed:
                     continue
                 start = max(feed.pushed, closed - MAX_CANDLES_PER_TICK)
                 candles = [c.packed() for c in feed.series.candles(start, closed)]
-                batches.append((feed, closed, candles))
-            added = 0
-            chunk: list[tuple[Any, ...]] = []
-            size = 0
-            for feed, closed, candles in batches:
-                for offset in range(0, len(candles), _CANDLES_PER_TX):
-                    part = candles[offset:offset + _CANDLES_PER_TX]
-                    if size + len(part) > _CANDLES_PER_TX:
-                        self._push(chunk)
-                        chunk, size = [], 0
-                    last = closed - (len(candles) - offset - len(part))
-                    chunk.append(feed.batch(part, feed.origin + last * feed.period))
-                    size += len(part)
-                feed.pushed = closed
-                added += len(candles)
+                if chunk and sum(len(c) for _, _, c in chunk) + len(candles) > _CANDLES_PER_TX:
+                    added += self._push(chunk)
+                    chunk = []
+                chunk.append((feed, closed, candles))
             if chunk:
-                self._push(chunk)
+                added += self._push(chunk)
             return added
 
-    def _push(self, chunk: list[tuple[Any, ...]]) -> None:
-        self.deployer.transact(ORACLE_ADDRESS, "PriceHistoryOracle", "pushCandles", chunk, gas=_RUN_GAS * 2)
+    def _push(self, chunk: list[tuple[_Feed, int, list[int]]]) -> int:
+        batches = [feed.batch(candles, feed.origin + closed * feed.period) for feed, closed, candles in chunk]
+        self.deployer.transact(ORACLE_ADDRESS, "PriceHistoryOracle", "pushCandles", batches, gas=_RUN_GAS * 2)
+        for feed, closed, _ in chunk:
+            feed.pushed = closed
+        return sum(len(candles) for _, _, candles in chunk)
 
-    def _refresh_tasks(self) -> None:
+    def _refresh_tasks(self, now: float) -> None:
         count = int(self.deployer.call(SCHEDULER_ADDRESS, "WorkflowScheduler", "taskCount"))
         if count == 0:
             return
@@ -246,9 +252,12 @@ class WorkflowScheduler:
             address, _owner, end_time, frequency, registered_at, cancelled = raw
             known = self._tasks.get(task_id)
             if known is None:
-                # The first run is one period after registration (setting up already ran it once).
-                self._tasks[task_id] = _Task(task_id, to_checksum_address(address), int(end_time),
-                                             int(frequency), int(registered_at) + int(frequency),
+                # The first run is one period after the loop learns of the task (at once, with the
+                # real clock), and never earlier than one period after registration: setting up
+                # the workflow already ran it once.
+                address = to_checksum_address(address)
+                first = self._first_runs.pop(address, max(int(registered_at), math.floor(now)) + int(frequency))
+                self._tasks[task_id] = _Task(task_id, address, int(end_time), int(frequency), first,
                                              bool(cancelled))
             else:
                 known.cancelled = bool(cancelled)
@@ -362,8 +371,10 @@ def install_workflows(net: Devnet, *, clock: Callable[[], float] = time.time, st
                  [int(t) for t in spec.candle_types])
         deployer.transact(workflow.address, "PriceHistoryInference", "initialize", models[spec.name],
                           spec.input_name, query, gas=_RUN_GAS)
+        period = spec.duration_mins * 60
         deployer.transact(SCHEDULER_ADDRESS, "WorkflowScheduler", "registerTask", workflow.address,
-                          int(now) + GENESIS_SCHEDULE_SECONDS, spec.duration_mins * 60)
+                          int(now) + GENESIS_SCHEDULE_SECONDS, period)
+        scheduler.first_run_at(workflow.address, (math.floor(now / period) + 1) * period)
     seconds = time.perf_counter() - started
     log.info("workflows installed in %.2f s: oracle %s, scheduler %s, %d workflows", seconds, ORACLE_ADDRESS,
              SCHEDULER_ADDRESS, len(GENESIS_WORKFLOWS))

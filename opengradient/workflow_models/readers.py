@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opengradient.errors import ConfigurationError, InferenceError, InvalidInputError
 
 if TYPE_CHECKING:
-    from opengradient.client.alpha import Alpha
     from opengradient.client.client import Client
+    from opengradient.networks import Network
     from opengradient.types import ModelOutput
+
+
+class WorkflowReads(Protocol):
+    """What the readers need of `client.alpha`."""
+
+    @property
+    def network(self) -> Network: ...
+
+    def read_workflow_result(self, contract_address: str) -> ModelOutput: ...
+
+    async def aread_workflow_result(self, contract_address: str) -> ModelOutput: ...
 
 _DECIMALS = Decimal("1e-10")
 
@@ -36,11 +47,11 @@ class WorkflowModel:
     reader: Callable[..., WorkflowModelOutput]
     async_reader: Callable[..., Awaitable[WorkflowModelOutput]]
 
-    def read(self, alpha: Alpha | Client | None = None) -> WorkflowModelOutput:
+    def read(self, alpha: WorkflowReads | Client | None = None) -> WorkflowModelOutput:
         """Read the latest forecast (see `read_workflow_scalar`)."""
         return read_workflow_scalar(self.contract_address, self.output_tensor, alpha)
 
-    async def aread(self, alpha: Alpha | Client | None = None) -> WorkflowModelOutput:
+    async def aread(self, alpha: WorkflowReads | Client | None = None) -> WorkflowModelOutput:
         """Async twin of `read`."""
         return await aread_workflow_scalar(self.contract_address, self.output_tensor, alpha)
 
@@ -62,7 +73,7 @@ def format_percentage(value: Any) -> str:
     return f"{(number * 100).quantize(_DECIMALS):f}%"
 
 
-def _alpha(alpha: Any) -> Alpha:
+def _alpha(alpha: Any) -> WorkflowReads:
     if alpha is None:
         import opengradient
 
@@ -72,9 +83,9 @@ def _alpha(alpha: Any) -> Alpha:
                                      hint="call og.init(private_key=...) first, or pass alpha=client.alpha")
         return client.alpha
     if hasattr(alpha, "read_workflow_result"):
-        return alpha  # type: ignore[no-any-return]
+        return alpha
     if hasattr(alpha, "alpha"):
-        return alpha.alpha  # type: ignore[no-any-return]
+        return alpha.alpha
     raise ConfigurationError(f"alpha must be a client's alpha namespace (client.alpha), got {type(alpha).__name__}")
 
 
@@ -98,7 +109,7 @@ def _scalar(output: ModelOutput, address: str, tensor: str) -> Any:
 
 
 def read_workflow_scalar(contract_address: str, output_tensor: str,
-                         alpha: Alpha | Client | None = None) -> WorkflowModelOutput:
+                         alpha: WorkflowReads | Client | None = None) -> WorkflowModelOutput:
     """Read the single value of `output_tensor` in a workflow's latest result, as a percentage.
 
     Raises `ConfigurationError` without a client, `InvalidInputError` for a bad address or tensor
@@ -114,7 +125,7 @@ def read_workflow_scalar(contract_address: str, output_tensor: str,
 
 
 async def aread_workflow_scalar(contract_address: str, output_tensor: str,
-                                alpha: Alpha | Client | None = None) -> WorkflowModelOutput:
+                                alpha: WorkflowReads | Client | None = None) -> WorkflowModelOutput:
     """Async twin of `read_workflow_scalar`."""
     from opengradient.client.workflows import parse_address
 
@@ -126,10 +137,10 @@ async def aread_workflow_scalar(contract_address: str, output_tensor: str,
 
 def _readers(address: str, tensor: str, name: str) -> tuple[Callable[..., WorkflowModelOutput],
                                                             Callable[..., Awaitable[WorkflowModelOutput]]]:
-    def read(alpha: Alpha | Client | None = None) -> WorkflowModelOutput:
+    def read(alpha: WorkflowReads | Client | None = None) -> WorkflowModelOutput:
         return read_workflow_scalar(address, tensor, alpha)
 
-    async def aread(alpha: Alpha | Client | None = None) -> WorkflowModelOutput:
+    async def aread(alpha: WorkflowReads | Client | None = None) -> WorkflowModelOutput:
         return await aread_workflow_scalar(address, tensor, alpha)
 
     read.__name__ = read.__qualname__ = f"read_{name}"

@@ -285,6 +285,21 @@ def test_message_conversion(fake_client: Any) -> None:
     assert sent[4] == {"role": "user", "content": "and now?"}
 
 
+def test_anthropic_style_tool_results_become_tool_messages(fake_client: Any) -> None:
+    llm = _model(fake_client)
+    llm.invoke([
+        HumanMessage("pick a colour"),
+        AIMessage([{"type": "thinking", "thinking": "hmm", "signature": "x"}, {"type": "text", "text": "ok"}],
+                  tool_calls=[{"name": "picker", "args": {"c": "green"}, "id": "t1", "type": "tool_call"}]),
+        HumanMessage([{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "nice"}]},
+                      {"type": "text", "text": "and now?"}]),
+    ])
+    sent = fake_client.llm.calls[0]["messages"]
+    assert sent[1]["content"] == "ok"
+    assert sent[2:] == [{"role": "tool", "tool_call_id": "t1", "content": "nice"},
+                        {"role": "user", "content": "and now?"}]
+
+
 def test_images_become_openai_content_parts(fake_client: Any) -> None:
     llm = _model(fake_client)
     llm.invoke([HumanMessage([{"type": "text", "text": "what is this?"},
@@ -635,7 +650,7 @@ async def test_stream_response_events_end_in_completed(fake_client: Any) -> None
     assert [e.sequence_number for e in events] == list(range(len(events)))
     completed = events[-1]
     assert isinstance(completed, ResponseCompletedEvent)
-    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")  # type: ignore[union-attr]
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == "echo: hello there"
     [message] = completed.response.output
     assert isinstance(message, ResponseOutputMessage)
@@ -651,7 +666,7 @@ async def test_stream_response_streams_function_call_arguments(fake_client: Any)
     events = [e async for e in model.stream_response(
         None, "weather in Oslo", ModelSettings(), [agent_weather], None, [], ModelTracing.DISABLED,
         previous_response_id=None, conversation_id=None, prompt=None)]
-    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")  # type: ignore[union-attr]
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
     assert json.loads(deltas) == {"city": "Oslo"}
     completed = events[-1]
     assert isinstance(completed, ResponseCompletedEvent)
@@ -676,3 +691,9 @@ def test_without_a_client_it_uses_the_global_client_or_says_what_to_do(monkeypat
     client = og.Client("0x" + "55" * 32)
     monkeypatch.setattr(og, "global_client", client)
     assert openai_agents_model().client is client
+
+
+async def test_server_side_conversation_state_is_refused(fake_client: Any) -> None:
+    with pytest.raises(UserError, match="keeps no conversation state"):
+        await _respond(OpenGradientModel(client=fake_client), previous_response_id="resp_1")
+    assert fake_client.llm.calls == []

@@ -35,9 +35,19 @@ PAYMENT_REQUEST_HEADERS = ("payment-signature", "x-payment", "x-upto-session", "
 PAYMENT_RESPONSE_HEADERS = ("payment-response", "x-payment-response", "x-upto-session", "set-cookie")
 
 
+#: The request headers kept in cassettes and compared when matching.
+_KEPT_HEADERS = ("content-type", "x-settlement-type", *PAYMENT_REQUEST_HEADERS)
+
+
 def _canonical_request(request: Any) -> Any:
-    """Applied when recording and before matching: the devnet host, and JSON-RPC ids set to 0."""
+    """Applied when recording and before matching (after `filter_headers`).
+
+    The devnet host for loopback URLs, JSON-RPC ids set to 0 (the client numbers calls per
+    process), and only the headers that change the meaning of a request: a paid request then
+    matches a recorded paid one, never its 402.
+    """
     request.uri = _LOOPBACK.sub(DEVNET_HOST, request.uri)
+    request.headers = {name: value for name, value in request.headers.items() if name.lower() in _KEPT_HEADERS}
     body = request.body
     if body and b'"jsonrpc"' in (body if isinstance(body, bytes) else body.encode()):
         try:
@@ -62,13 +72,13 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
 def vcr_config() -> dict[str, Any]:
     """langchain-tests' base config with payments scrubbed; `record_mode` is left to the command line.
 
-    Requests match on method, URI, body and headers; payment headers are replaced by a placeholder
-    before matching, so a paid request only ever matches a recorded paid one (never its 402).
+    Requests match on method, URI, body and the few headers `_canonical_request` keeps; payment
+    headers are replaced by a placeholder first.
     """
     config = base_vcr_config()
     config.pop("record_mode", None)
     config["cassette_library_dir"] = str(CASSETTES)
-    config["filter_headers"] = [*config.get("filter_headers", []), ("host", None),
+    config["filter_headers"] = [*config.get("filter_headers", []),
                                 *[(name, "REDACTED") for name in PAYMENT_REQUEST_HEADERS]]
     config["before_record_request"] = _canonical_request
     config["before_record_response"] = _scrub_response

@@ -45,6 +45,7 @@ class TestOpenGradientChatModelUnit(ChatModelUnitTests):
     def test_serdes(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
         super().test_serdes(model, snapshot)
 
+    @pytest.mark.filterwarnings("ignore:The function `load` is in beta")
     def test_serdes_allowed_by_class(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
         """The standard serialization round trip, loading with `allowed_objects=[OpenGradientChatModel]`."""
         env_params, _, _ = self.init_from_env_params
@@ -53,5 +54,5 @@ class TestOpenGradientChatModelUnit(ChatModelUnitTests):
             assert serialized == snapshot(name="serialized_by_class")
             loaded = load(serialized, valid_namespaces=model.get_lc_namespace()[:1],
                           allowed_objects=[OpenGradientChatModel], secrets_from_env=True)
-            assert model.dict() == loaded.dict()
+            assert model.asdict() == loaded.asdict()
             assert loaded.private_key.get_secret_value() == _KEY

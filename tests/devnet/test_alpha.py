@@ -67,6 +67,11 @@ def test_model_built_at_test_time_runs_over_http_like_onnxruntime(devnet_http: D
 @pytest.mark.parametrize("mode", list(og.InferenceMode))
 def test_every_shipped_model_runs_in_every_mode(devnet: Devnet, mode: og.InferenceMode) -> None:
     for model in devnet.models:
+        if mode is og.InferenceMode.ZKML and model.name in ("risk-classifier", "text-normalizer"):
+            # String tensors have no ZKML circuit: refused with the reason (tests/devnet/test_zkml.py).
+            with pytest.raises(og.ContractRevertError, match="cannot be proven in ZKML mode"):
+                devnet.client.alpha.infer(model.cid, mode, model.example_input)
+            continue
         session = ort.InferenceSession(str(devnet.store.path(model.cid)))
         result = devnet.client.alpha.infer(model.cid, mode, model.example_input)
         assert set(result.model_output) == {o.name for o in session.get_outputs()}

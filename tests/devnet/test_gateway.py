@@ -203,7 +203,7 @@ def test_402_offer(devnet: Devnet, http: httpx.Client) -> None:
     offer = required(response)
     assert offer.x402_version == 2 and offer.error == "Payment required"
     assert offer.resource is not None and offer.resource.url == f"{devnet.url}{CHAT}"
-    assert len(offer.accepts) == 1
+    assert [a.scheme for a in offer.accepts] == ["exact", "upto"]  # exact first, as before
     option = offer.accepts[0]
     assert option.scheme == "exact"
     assert option.network == f"eip155:{devnet.payments_chain.chain_id}"
@@ -215,6 +215,10 @@ def test_402_offer(devnet: Devnet, http: httpx.Client) -> None:
     raw = json.loads(base64.b64decode(response.headers["PAYMENT-REQUIRED"]))
     assert set(raw["accepts"][0]) == {"scheme", "network", "amount", "asset", "payTo",
                                       "maxTimeoutSeconds", "extra"}
+    upto = offer.accepts[1]  # the metered option: a Permit2 cap of many requests (tests/devnet/test_upto.py)
+    assert upto.extra["assetTransferMethod"] == "permit2"
+    assert upto.extra["facilitatorAddress"] == devnet.gateway.facilitator.address
+    assert int(upto.amount) == 20 * int(option.amount) and upto.asset == option.asset
 
 
 def test_price_depends_only_on_model_and_max_tokens(http: httpx.Client) -> None:
@@ -455,6 +459,7 @@ def test_upstream_down_is_503_and_nothing_is_settled(devnet: Devnet, http: httpx
     client = x402_client(devnet, 6)
     payer = devnet.accounts[6].address
     before, before_to = opg_balance(devnet, payer), opg_balance(devnet, devnet.gateway.pay_to)
+    devnet.gateway.settlements.wait_idle()  # earlier tests' records are sent in the background
     head = devnet.payments_chain.block_number
     body = chat_body(stream=stream)
     offer = required(http.post(CHAT, json=body))
@@ -598,6 +603,7 @@ def test_retry_with_the_same_authorization_replays_without_paying_again(devnet: 
     body = chat_body("retry me")
     first, signature = pay(http, client, body)
     assert first.status_code == 200
+    devnet.gateway.settlements.wait_idle()  # the first answer's OGSettlement record is sent in the background
     head = devnet.payments_chain.block_number
     again = http.post(CHAT, json=body, headers={"PAYMENT-SIGNATURE": signature})
     assert again.status_code == 200
@@ -859,7 +865,9 @@ def test_attestation_binds_the_key_and_the_nonce(devnet: Devnet, http: httpx.Cli
 
 def test_facilitator_http_routes(devnet: Devnet, http: httpx.Client) -> None:
     supported = http.get("/facilitator/supported").json()
-    assert supported["kinds"] == [{"x402Version": 2, "scheme": "exact", "network": devnet.gateway.network}]
+    assert [k["scheme"] for k in supported["kinds"]] == ["exact", "upto"]
+    assert supported["kinds"][0] == {"x402Version": 2, "scheme": "exact", "network": devnet.gateway.network}
+    assert supported["kinds"][1]["extra"] == {"facilitatorAddress": devnet.gateway.facilitator.address}
     assert supported["signers"]["eip155:*"] == [devnet.gateway.facilitator.address]
     assert http.post("/facilitator/verify", json={"nope": 1}).status_code == 400
 

@@ -13,7 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opengradient.devnet.llm.reference import ReferenceModel, SchemaFiller, new_call_id, split_identifier
+from opengradient.devnet.llm.reference import (
+    ReferenceModel,
+    SchemaFiller,
+    new_call_id,
+    quoted_spans,
+    requested_keys,
+    split_identifier,
+)
 from opengradient.devnet.llm.tokens import count_chat_prompt_tokens, count_tokens, tokenize
 from opengradient.devnet.llm.upstream import KNOWN_MODELS, Completion, Delta, UnknownModelError, Usage
 
@@ -263,6 +270,8 @@ DETERMINISM_REQUESTS = [
     chat_request(user("What is the capital of France?")),
     chat_request(SEED_MESSAGES, tools=[WEATHER_TOOL]),
     chat_request(user("Give me a person"), response_format={"type": "json_object"}),
+    chat_request(user("Tell me a joke about cats. Return the result as a JSON with 'setup' and 'punchline' keys."),
+                 response_format={"type": "json_object"}),
     chat_request(user("Tell me a long story about dragons"), max_tokens=5, temperature=1.5),
 ]
 
@@ -454,6 +463,67 @@ async def test_arguments_follow_the_schema_and_the_text() -> None:
     assert arguments(bare)["refundable"] is False
 
 
+CUSTOMER_TOOL = {  # langchain-tests' unicode_customer tool, as LangChain sends it
+    "type": "function",
+    "function": {
+        "name": "unicode_customer",
+        "description": "Tool for creating a customer with Unicode name.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "customer_name": {"type": "string", "description": "The customer's name in their native language."},
+                "description": {"type": "string", "description": "Description of the customer."},
+            },
+            "required": ["customer_name", "description"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Create a customer named '你好啊集团' (Hello Group) - a Chinese technology company", "你好啊集团"),
+    ("Create a customer named 'こんにちは株式会社' (Hello Corporation) - a Japanese company", "こんにちは株式会社"),
+    ("Create a customer called “Société Générale”, a French bank", "Société Générale"),
+    ("Register 「東京商事」 as a customer", "東京商事"),
+    ("Add customer: ‘Müller & Söhne’", "Müller & Söhne"),
+    ('New customer "O\'Brien Ltd" please', "O'Brien Ltd"),
+    ("Create a customer named Acme Corp", "Acme Corp"),
+    ("创建一个名为'你好'的客户", "你好"),
+])
+async def test_name_arguments_prefer_quoted_text(text: str, name: str) -> None:
+    for choice in ("any", "auto") if "customer" in text else ("any",):  # `auto` needs a word of the tool's
+        request = chat_request(user(text), tools=[CUSTOMER_TOOL], tool_choice=choice)
+        completion = await MODEL.chat(request)
+        args = arguments(completion)
+        assert args["customer_name"] == name
+        assert errors(args, tool_schema(CUSTOMER_TOOL)) == []
+        assert completion.tool_calls is not None
+        assert name in completion.tool_calls[0]["function"]["arguments"]  # not \u-escaped
+        streamed = assemble(await collect(MODEL.stream_chat(request)))
+        assert streamed[1] is not None and streamed[1][0]["function"] == completion.tool_calls[0]["function"]
+
+
+async def test_quoted_text_fills_other_naming_parameters() -> None:
+    tool = {"type": "function", "function": {
+        "name": "create_file", "description": "Create a file",
+        "parameters": {"type": "object", "required": ["file_name", "owner", "label"], "properties": {
+            "file_name": {"type": "string"},
+            "owner": {"type": "string", "description": "The owner's full name"},
+            "label": {"type": "string"}}}}}
+    args = arguments(await MODEL.chat(chat_request(
+        user("Create a file named 'report.txt' for “Ann Lee”"), tools=[tool])))
+    assert args["file_name"] == "report.txt" and args["owner"] == "Ann Lee"  # each quote fills one name
+    tag = {"type": "function", "function": {"name": "tag_file", "parameters": {
+        "type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}}}
+    args = arguments(await MODEL.chat(chat_request(user("Tag the file: set its 'label' to 'urgent'"), tools=[tag])))
+    assert args["label"] == "urgent"  # quoted text that names the property itself is skipped
+    person = {"type": "function", "function": {"name": "greet_person", "parameters": {
+        "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}}
+    assert arguments(await MODEL.chat(chat_request(user("Greet 'Zoë'"), tools=[person])))["name"] == "Zoë"
+    assert arguments(await MODEL.chat(chat_request(user("Greet my friend, name is Bob"),
+                                                   tools=[person])))["name"] == "Bob"
+
+
 async def test_tools_without_parameters_and_flat_tool_shape() -> None:
     ping = {"type": "function", "function": {"name": "ping_server", "description": "Ping the server"}}
     completion = await MODEL.chat(chat_request(user("ping the server please"), tools=[ping]))
@@ -475,6 +545,120 @@ async def test_json_object_format() -> None:
     content = await answer("Give me three colours", response_format={"type": "json_object"})
     data = json.loads(content)
     assert isinstance(data, dict) and "colours" in data["answer"]
+
+
+JOKE = ("Tell me a joke about cats. Return the result as a JSON with 'setup' and 'punchline' keys. "
+        "Return nothing other than JSON.")  # langchain-tests' test_json_mode
+
+
+@pytest.mark.parametrize("text", [
+    JOKE,
+    'Tell me a joke about cats as a JSON object with "setup" and "punchline".',
+    "Tell me a joke about cats. Respond in JSON with keys: setup, punchline",
+    "Tell me a joke about cats in JSON, fields “setup” and “punchline”",
+    "Tell me a joke about cats. JSON with setup and punchline keys, please.",
+])
+async def test_json_object_has_the_keys_the_message_names(text: str) -> None:
+    request = chat_request(user(text), response_format={"type": "json_object"})
+    completion = await MODEL.chat(request)
+    assert completion.content is not None and completion.finish_reason == "stop"
+    data = json.loads(completion.content)
+    assert list(data) == ["setup", "punchline"]
+    assert all(isinstance(v, str) and v.strip() for v in data.values())
+    assert all("cats" in v for v in data.values())  # derived from the message
+    assert data["setup"] != data["punchline"]
+    assert completion.usage.completion_tokens == count_tokens(completion.content)
+    content, tool_calls, finish, usage = assemble(await collect(MODEL.stream_chat(request)))
+    assert (content, tool_calls, finish, usage) == (completion.content, None, "stop", completion.usage)
+
+
+async def test_json_object_values_come_from_the_message() -> None:
+    data = json.loads(await answer("My name is Carol and I live in Berlin. Reply in JSON with keys: name, city, "
+                                   "summary", response_format={"type": "json_object"}))
+    assert list(data) == ["name", "city", "summary"]
+    assert data["name"] == "Carol" and data["city"] == "Berlin" and "Carol" in data["summary"]
+    data = json.loads(await answer("Plan a trip to Lisbon on 2025-03-14. JSON keys: destination, date",
+                                   response_format={"type": "json_object"}))
+    assert data == {"destination": "Lisbon", "date": "2025-03-14"}
+    data = json.loads(await answer("Describe the Eiffel Tower in JSON with the fields 'height' and 'built'",
+                                   response_format={"type": "json_object"}))
+    assert list(data) == ["height", "built"] and all("Eiffel Tower" in v for v in data.values())
+    data = json.loads(await answer("Return a JSON object with 'first_name' and 'lastName' keys",
+                                   response_format={"type": "json_object"}))
+    assert list(data) == ["first_name", "lastName"]  # a key's own quoted name is never its value
+    assert all(v and v not in ("first_name", "lastName") for v in data.values())
+    data = json.loads(await answer("JSON with 「名前」と「年齢」 keys", response_format={"type": "json_object"}))
+    assert list(data) == ["名前", "年齢"] and all(data.values())
+
+
+async def test_json_object_without_named_keys_keeps_the_answer_shape() -> None:
+    for text in ("Give me three colours", "Say 'pong' in JSON", "Use the keys and values of a map, in JSON",
+                 "List the key points of the story as JSON"):
+        data = json.loads(await answer(text, response_format={"type": "json_object"}))
+        assert list(data) == ["answer"] and data["answer"], text
+
+
+def test_requested_keys() -> None:
+    assert requested_keys(JOKE) == ["setup", "punchline"]
+    assert requested_keys("keys: setup, punchline") == ["setup", "punchline"]
+    assert requested_keys("with the following keys: name, age and city.") == ["name", "age", "city"]
+    assert requested_keys("Return JSON with keys 'a', 'b' and 'c'") == ["a", "b", "c"]
+    assert requested_keys("JSON with keys (setup, punchline)") == ["setup", "punchline"]
+    assert requested_keys("Return JSON. Use the `summary` field") == ["summary"]
+    assert requested_keys('Respond in JSON: "first name", "last name".') == ["first name", "last name"]
+    assert requested_keys("I don't know what 'foo' is; give JSON with fields ‘bar’ and ‘baz’") == ["bar", "baz"]
+    for text in ("Give me a person", "Say 'pong' in JSON", "use the keys and values", "keys: a, b",
+                 "the key points of the story in JSON", "Create a customer named 'Acme'", ""):
+        assert requested_keys(text) is None, text
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True).filter(lambda k: k not in {
+           "a", "an", "and", "or", "the", "json", "keys", "key", "with"}), min_size=1, max_size=5, unique=True),
+       st.sampled_from([("'", "'"), ('"', '"'), ("‘", "’"), ("“", "”"), ("「", "」"), ("`", "`")]),
+       st.sampled_from(["Return a JSON object with {} keys.", "Reply in JSON with the keys {}",
+                        "Answer as JSON, fields: {}"]))
+def test_json_object_named_keys_property(keys: list[str], quote: tuple[str, str], template: str) -> None:
+    listed = [f"{quote[0]}{k}{quote[1]}" for k in keys]
+    text = "Tell me about Rome. " + template.format(
+        listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1])
+    request = chat_request(user(text), response_format={"type": "json_object"})
+    completion = asyncio.run(MODEL.chat(request))
+    assert completion.content is not None
+    data = json.loads(completion.content)
+    assert list(data) == keys and all(isinstance(v, str) and v for v in data.values())
+    assert "Rome" in completion.content
+    streamed = assemble(asyncio.run(collect(MODEL.stream_chat(request))))
+    assert streamed[0] == completion.content
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([*"ab kK:,'\"‘’“”「」`\x00.\n", "keys", "with", "and", "json", " fields ",
+                                  "named", "值"]), max_size=40).map("".join) | st.text())
+def test_json_object_answers_are_flat_string_objects_for_any_text(text: str) -> None:
+    request = chat_request(user(text), response_format={"type": "json_object"})
+    completion = asyncio.run(MODEL.chat(request))
+    assert completion.content is not None
+    data = json.loads(completion.content)
+    assert isinstance(data, dict) and data
+    assert all(isinstance(v, str) and v.strip() for v in data.values())
+    assert list(data) == (requested_keys(text.strip()) or ["answer"])
+    assert assemble(asyncio.run(collect(MODEL.stream_chat(request))))[0] == completion.content
+
+
+def test_quoted_spans() -> None:
+    def inner(text: str) -> list[str]:
+        return [q for _, _, q in quoted_spans(text)]
+
+    assert inner("Create a customer named '你好啊集团' (Hello Group)") == ["你好啊集团"]
+    assert inner("I don't know what 'foo' is, it's the dogs' bowl") == ["foo"]
+    assert inner("He is 5'10\" tall") == []
+    assert inner('a "b c" d “e” ‘f’s g’ 「h」『i』«j» `k`') == ["b c", "e", "f’s g", "h", "i", "j", "k"]
+    assert inner("创建一个名为'你好'的客户") == ["你好"]
+    assert inner("' spaced ' and 'unclosed") == []
+    assert inner("'line\nbreak'") == []
+    text = "say 'x' now"
+    assert [(text[s:e]) for s, e, _ in quoted_spans(text)] == ["'x'"]
 
 
 PYDANTIC_LIKE = {  # the shape pydantic / LangChain `with_structured_output` sends

@@ -17,6 +17,7 @@ import pytest
 
 import opengradient as og
 import opengradient.devnet.chain as chain_module
+from opengradient.client.alpha import Alpha
 from opengradient.client.workflows import INFERENCE_RESULT_EMITTED_TOPIC, TASK_REGISTERED_TOPIC
 from opengradient.devnet.candles import MARKETS, SyntheticSeries, market
 from opengradient.devnet.deploy import DeployerError
@@ -35,6 +36,8 @@ from opengradient.networks import SCHEDULER_ADDRESS
 from opengradient.workflow_models import WORKFLOW_MODELS
 
 PERCENT = re.compile(r"^-?\d+\.\d{10}%$")
+#: Schedules of tests on the shared devnet outlast the hours its fake clock is moved ahead.
+LONG_HOURS = 240
 ETH_QUERY = og.HistoricalInputQuery("ETH", "USDT", 12, 60, og.CandleOrder.ASCENDING, [og.CandleType.CLOSE])
 
 
@@ -58,7 +61,7 @@ class Env:
     clock: FakeClock
 
     @property
-    def alpha(self) -> Any:
+    def alpha(self) -> Alpha:
         return self.net.client.alpha
 
     def rpc(self, method: str, *params: Any) -> Any:
@@ -330,16 +333,17 @@ def test_new_workflow_with_scheduler_registers_and_the_scheduler_runs_it(env: En
     block = int(env.rpc("eth_blockNumber"), 16)
     started = int(time.time())
     address = env.alpha.new_workflow(env.cid(SOL_RETURN), query, "price_history",
-                                     og.SchedulerParams(frequency=600, duration_hours=2))
+                                     og.SchedulerParams(frequency=600, duration_hours=LONG_HOURS))
     logs = env.rpc("eth_getLogs", {"address": SCHEDULER_ADDRESS, "fromBlock": hex(block + 1),
                                    "topics": [TASK_REGISTERED_TOPIC]})
     assert len(logs) == 1
     assert logs[0]["topics"][2][-40:] == address[2:].lower()
-    assert logs[0]["topics"][3][-40:] == env.net.client.alpha_address[2:].lower()
+    sender = env.net.client.alpha_address
+    assert sender is not None and logs[0]["topics"][3][-40:] == sender[2:].lower()
     data = bytes.fromhex(logs[0]["data"][2:])
     end_time, frequency = int.from_bytes(data[:32], "big"), int.from_bytes(data[32:], "big")
     assert frequency == 600
-    assert started + 2 * 3600 <= end_time <= int(time.time()) + 2 * 3600 + 1
+    assert started + LONG_HOURS * 3600 <= end_time <= int(time.time()) + LONG_HOURS * 3600 + 1
 
     assert env.result_count(address) == 1
     env.handle.scheduler.tick()  # registered just now: not due yet
@@ -354,11 +358,36 @@ def test_new_workflow_with_scheduler_registers_and_the_scheduler_runs_it(env: En
     assert event["topics"][1][-40:] == env.handle.scheduler.address[2:].lower()
     env.clock.advance(300)  # half a period: nothing due
     assert address not in {r.contract_address for r in env.handle.scheduler.tick().runs}
-    env.clock.advance(3 * 3600)  # past the end time: never again
-    env.handle.scheduler.tick()
-    env.clock.advance(600)
-    assert address not in {r.contract_address for r in env.handle.scheduler.tick().runs}
-    assert env.result_count(address) == 2
+    env.clock.advance(300)
+    assert address in {r.contract_address for r in env.handle.scheduler.tick().runs}
+    assert env.result_count(address) == 3
+
+
+def test_the_scheduler_stops_at_the_end_time(fresh: Env) -> None:
+    from opengradient.devnet.models.forecasts import ETH_RETURN
+
+    address = fresh.alpha.new_workflow(fresh.cid(ETH_RETURN), ETH_QUERY, "price_history",
+                                       og.SchedulerParams(frequency=1200, duration_hours=1))
+    fresh.handle.scheduler.tick()
+    runs = 0
+    for _ in range(6):  # two hours in 20-minute steps: due at 20, 40, 60 minutes only
+        fresh.clock.advance(1200)
+        runs += address in {r.contract_address for r in fresh.handle.scheduler.tick().runs}
+    assert runs in (2, 3)  # the last period ends within a second of the end time
+    assert fresh.result_count(address) == 1 + runs
+    # After a long pause the loop catches up: at most 64 new candles per series, then one run each.
+    fresh.clock.advance(5 * 86400)
+    report = fresh.handle.scheduler.tick()
+    assert not report.failures
+    assert report.candles_added == 4 * (64 + 64 + 20)  # 30 min, 1 h (capped), 6 h
+    assert address not in {r.contract_address for r in report.runs}
+    assert {r.contract_address for r in report.runs} == {w.address for w in GENESIS_WORKFLOWS}
+    for m in MARKETS:
+        for duration in (30, 60, 360):
+            count, last_close, *_ = fresh.call(ORACLE_ADDRESS, "PriceHistoryOracle", "seriesInfo", m.base, m.quote,
+                                               duration)
+            assert fresh.clock() - duration * 60 < last_close <= fresh.clock()
+            assert count > HISTORY_CANDLES
 
 
 def test_cancelled_tasks_are_not_run(env: Env) -> None:
@@ -367,7 +396,8 @@ def test_cancelled_tasks_are_not_run(env: Env) -> None:
 
     query = og.HistoricalInputQuery("BTC", "USDT", 12, 60, og.CandleOrder.ASCENDING, [og.CandleType.CLOSE])
     address = env.alpha.new_workflow(env.cid(BTC_RETURN), query, "price_history",
-                                     og.SchedulerParams(frequency=60, duration_hours=1))
+                                     og.SchedulerParams(frequency=60, duration_hours=LONG_HOURS))
+    env.handle.scheduler.tick()
     task_id = int(env.call(SCHEDULER_ADDRESS, "WorkflowScheduler", "taskCount")) - 1
     stranger = Deployer(env.net.alpha_chain, env.net.accounts[4])
     with pytest.raises(DeployerError, match="only the task's owner"):
@@ -502,8 +532,7 @@ def test_an_uninitialised_workflow_has_no_result(env: Env) -> None:
     with pytest.raises(og.ContractRevertError, match="not initialized"):
         env.alpha.run_workflow(address)
     with pytest.raises(og.InferenceError, match="no result yet"):
-        WORKFLOW_MODELS[0].read(env.alpha) if False else og.workflow_models.read_workflow_scalar(
-            address, "Y", env.alpha)
+        og.workflow_models.read_workflow_scalar(address, "Y", env.alpha)
 
 
 def test_genesis_workflows_cannot_be_initialised_again(env: Env) -> None:
@@ -524,7 +553,8 @@ def test_reader_errors(env: Env) -> None:
 def test_without_a_key_reads_work_and_writes_fail_before_sending(env: Env) -> None:
     from opengradient.client.client import Client
 
-    keyless = Client(network=env.net.network, transport=env.net.client._http.sync._transport)
+    bridge = env.net._bridge
+    keyless = Client(network=env.net.network, transport=bridge.transport, async_transport=bridge.async_transport)
     try:
         assert PERCENT.match(WORKFLOW_MODELS[1].read(keyless).result)
         with pytest.raises(og.ConfigurationError, match="private key"):

@@ -68,3 +68,80 @@ interface IInferencePrecompile {
     /// @notice Runs an ONNX model. Selector 0x7289e9c2.
     function runModelInference(ModelInferenceRequest memory request) external returns (ModelOutput memory);
 }
+
+// ---- Legacy LLM entry points (PROTOCOL.md section 5, "Legacy LLM entry points") ----
+// The tuple shapes below fix the selectors of runLLMChat (0xe39aa7e7) and runLLMCompletion
+// (0x14800c61) and the topics of LLMChatResult and LLMCompletionResult: do not change them.
+
+/// @notice A tool call of an assistant message; `arguments` is JSON text.
+struct ToolCall {
+    string id;
+    string name;
+    string arguments;
+}
+
+/// @notice One chat message. Empty strings stand for absent fields.
+struct ChatMessage {
+    string role;
+    string content;
+    string name;
+    string tool_call_id;
+    ToolCall[] tool_calls;
+}
+
+/// @notice A function the model may call; `parameters` is a JSON schema as text.
+struct ToolDefinition {
+    string description;
+    string name;
+    string parameters;
+}
+
+/// @notice A chat request. mode: VANILLA 0, TEE 1. temperature is scaled by 100 (0.7 -> 70);
+/// max_tokens 0 leaves the length to the model; tool_choice is "", "auto", "none", "required"
+/// or a tool name.
+struct LLMChatRequest {
+    uint8 mode;
+    string modelCID;
+    ChatMessage[] messages;
+    ToolDefinition[] tools;
+    string tool_choice;
+    uint32 max_tokens;
+    string[] stop_sequence;
+    uint32 temperature;
+}
+
+/// @notice The answer to a chat request: why it stopped and the assistant message.
+struct LLMChatResponse {
+    string finish_reason;
+    ChatMessage message;
+}
+
+/// @notice A text-completion request (same conventions as LLMChatRequest).
+struct LLMCompletionRequest {
+    uint8 mode;
+    string modelCID;
+    string prompt;
+    uint32 max_tokens;
+    string[] stop_sequence;
+    uint32 temperature;
+}
+
+/// @notice The answer to a completion request.
+struct LLMCompletionResponse {
+    string answer;
+}
+
+/// @dev Address of the native LLM precompile (the devnet's; separate from the ONNX one).
+address constant LLM_PRECOMPILE = 0x00000000000000000000000000000000000000f6;
+
+/// @dev Highest valid LLM inference mode (TEE).
+uint8 constant MAX_LLM_INFERENCE_MODE = 1;
+
+/// @notice The native LLM precompile at 0x...F6, implemented by the chain.
+interface ILLMPrecompile {
+    /// @notice Answers a chat request.
+    function runLLMChat(LLMChatRequest memory request) external returns (LLMChatResponse memory);
+
+    /// @notice Answers a completion request.
+    function runLLMCompletion(LLMCompletionRequest memory request) external returns (LLMCompletionResponse memory);
+}

@@ -63,7 +63,7 @@ contract PriceHistoryInference {
     }
 
     /// @notice Reads the latest candles, runs the model, stores and emits the output.
-    function run() external returns (ModelOutput memory output) {
+    function run() external returns (ModelOutput memory) {
         require(_initialized, "workflow: not initialized");
         bytes memory encoded = _run();
         assembly ("memory-safe") {
@@ -72,13 +72,14 @@ contract PriceHistoryInference {
     }
 
     /// @notice The output of the latest run (empty before the first).
-    function getInferenceResult() external view returns (ModelOutput memory output) {
+    function getInferenceResult() external view returns (ModelOutput memory empty) {
         uint256 n = _results.length;
-        if (n != 0) {
-            bytes memory encoded = _results[n - 1];
-            assembly ("memory-safe") {
-                return(add(encoded, 0x20), mload(encoded))
-            }
+        if (n == 0) {
+            return empty;
+        }
+        bytes memory encoded = _results[n - 1];
+        assembly ("memory-safe") {
+            return(add(encoded, 0x20), mload(encoded))
         }
     }
 
@@ -127,6 +128,7 @@ contract PriceHistoryInference {
             (query_.base, query_.quote, query_.total_candles, query_.candle_duration_in_mins, query_.order,
                 query_.candle_types)
         );
+        bytes memory candles = _fetchCandles(); // first, so a query the oracle refuses fails cheaply
         // The request with zeros for values; its layout is fixed, so cut it around the values.
         uint256 count = uint256(query_.total_candles) * query_.candle_types.length;
         uint32[] memory shape = new uint32[](3);
@@ -154,25 +156,34 @@ contract PriceHistoryInference {
         require(lengthWord == count, "workflow: unexpected request layout");
         _requestHead = _slice(request, 0, start);
         _requestTail = _slice(request, start + size, request.length - start - size);
-        _run();
+        _infer(candles);
     }
 
-    /// @dev Returns the output ABI-encoded as `(ModelOutput)`, which is also what the precompile
-    /// returns, what run() and getInferenceResult() return and the event's data: it is stored and
-    /// passed on as is, never decoded and re-encoded.
-    function _run() private returns (bytes memory returned) {
-        (bool ok, bytes memory candles) = PRICE_HISTORY_ORACLE.staticcall(_oracleCall);
+    function _run() private returns (bytes memory) {
+        return _infer(_fetchCandles());
+    }
+
+    /// @dev The oracle's answer, abi.encode(Number[]): the offset, the length, then the values.
+    function _fetchCandles() private view returns (bytes memory candles) {
+        bool ok;
+        (ok, candles) = PRICE_HISTORY_ORACLE.staticcall(_oracleCall);
         if (!ok) {
             assembly ("memory-safe") {
                 revert(add(candles, 0x20), mload(candles))
             }
         }
+    }
+
+    /// @dev Returns the output ABI-encoded as `(ModelOutput)`, which is also what the precompile
+    /// returns, what run() and getInferenceResult() return and the event's data: it is stored and
+    /// passed on as is, never decoded and re-encoded.
+    function _infer(bytes memory candles) private returns (bytes memory returned) {
         bytes memory head = _requestHead;
         bytes memory tail = _requestTail;
         HistoricalInputQuery storage q = _query;
         uint256 size = uint256(q.total_candles) * q.candle_types.length * 0x40;
-        // The oracle returns abi.encode(Number[]): the offset, the length, then the values.
         require(candles.length == 0x40 + size, "workflow: the oracle returned an unexpected number of values");
+        bool ok;
         bytes memory request = new bytes(head.length + size + tail.length);
         assembly ("memory-safe") {
             let out := add(request, 0x20)

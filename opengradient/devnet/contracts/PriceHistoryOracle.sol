@@ -120,7 +120,7 @@ contract PriceHistoryOracle is IPriceHistoryOracle {
         uint32 durationMins,
         uint8 order,
         uint8[] calldata candleTypes
-    ) external view override returns (Number[] memory values) {
+    ) external view override returns (Number[] memory) {
         require(totalCandles > 0, "oracle: total_candles must be positive");
         require(candleTypes.length > 0, "oracle: candle_types is empty");
         require(order <= 1, "oracle: order must be 0 (ASCENDING) or 1 (DESCENDING)");

@@ -11,6 +11,10 @@ to the operator — a signer that reaches the chain — plus the guards the fiel
 - `DevFacilitator` checks the network itself (x402 routes every `eip155:*` payload to the one
   registered signer) and never settles what it has not verified (a replay would otherwise be
   broadcast, revert on chain and burn gas).
+- Both x402 schemes are registered: `exact` (EIP-3009) and `upto` (Permit2 through x402's upto
+  proxy, settling an amount up to the signed cap; the gateway's sessions use it). Custom-error
+  reverts (Permit2's `InvalidNonce()`, the proxy's `UnauthorizedFacilitator()`, …) are named in
+  the error text, so x402's substring mapping finds its specific codes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from eth_abi import decode as abi_decode
@@ -31,12 +36,19 @@ from x402.mechanisms.evm.constants import (
     EIP1271_MAGIC_VALUE,
     ERR_NETWORK_MISMATCH,
     ERR_UNSUPPORTED_SCHEME,
+    ERR_UPTO_SETTLEMENT_EXCEEDS_AMOUNT,
+    ERR_UPTO_TRANSACTION_FAILED,
     IS_VALID_SIGNATURE_ABI,
+    SCHEME_UPTO,
     TX_STATUS_SUCCESS,
+    X402_UPTO_PERMIT2_PROXY_ABI,
+    X402_UPTO_PERMIT2_PROXY_ADDRESS,
 )
 from x402.mechanisms.evm.exact.facilitator import ExactEvmScheme, ExactEvmSchemeConfig
 from x402.mechanisms.evm.exact.v1.facilitator import ExactEvmSchemeV1
-from x402.mechanisms.evm.types import TransactionReceipt, TypedDataDomain, TypedDataField
+from x402.mechanisms.evm.types import TransactionReceipt, TypedDataDomain, TypedDataField, UptoPermit2Payload
+from x402.mechanisms.evm.upto import UptoEvmFacilitatorScheme
+from x402.mechanisms.evm.upto.permit2_utils import _build_upto_permit2_settle_args, _map_upto_settle_error
 from x402.mechanisms.evm.v1.constants import V1_NETWORK_CHAIN_IDS
 from x402.schemas import (
     PaymentPayload,
@@ -132,6 +144,28 @@ def _hex(data: bytes) -> str:
     return "0x" + bytes(data).hex()
 
 
+@cache
+def _custom_errors() -> dict[str, str]:
+    """Selector (hex, no 0x) → `Name(types)` of every custom error in the devnet's contracts."""
+    from opengradient.devnet.deploy import ARTIFACTS_DIR, artifact
+
+    table: dict[str, str] = {}
+    for path in sorted(ARTIFACTS_DIR.glob("*.json")):
+        for entry in artifact(path.stem).get("abi", []):
+            if entry.get("type") == "error":
+                signature = f"{entry['name']}({','.join(_abi_type(i) for i in entry.get('inputs', []))})"
+                table[keccak(text=signature)[:4].hex()] = signature
+    return table
+
+
+def _revert_message(message: str, data: Any) -> str:
+    """`message`, naming the custom error when the revert data is one the devnet's contracts define."""
+    if not isinstance(data, str) or len(data) < 10 or ": " in message:
+        return message
+    name = _custom_errors().get(data[2:10].lower())
+    return f"{message}: {name}" if name else message
+
+
 class TxSender:
     """Sends transactions from one account on one `DevChain`, in-process.
 
@@ -157,6 +191,8 @@ class TxSender:
             message = str(error.get("message", ""))
             data = error.get("data")
             cls = ContractRevertError if "revert" in message.lower() else ChainCallError
+            if cls is ContractRevertError:
+                message = _revert_message(message, data)
             raise cls(method, int(error.get("code", 0)), message, data)
         return response.get("result")
 
@@ -304,8 +340,12 @@ class DevFacilitator:
     """Verifies and settles x402 payments on one devnet chain with x402's facilitator core.
 
     `network` is the CAIP-2 id the devnet advertises (`eip155:<payments chain id>`). Payments
-    for any other chain are refused with `network_mismatch` before x402 sees them.
+    for any other chain are refused with `network_mismatch` before x402 sees them. Schemes:
+    `exact` (v1 and v2) and `upto` (v2): an upto payment is verified against its cap
+    (`requirements.amount` = the signed `permitted.amount`) and settled for any amount up to it.
     """
+
+    SCHEMES = ("exact", SCHEME_UPTO)
 
     def __init__(self, chain: DevChain, private_key: str) -> None:
         self.chain = chain
@@ -316,6 +356,7 @@ class DevFacilitator:
         # simulate_in_settle stays off: `settle` below verifies (with simulation) first unless
         # the caller just did, so each payment is simulated exactly once.
         self.core.register([self.network], ExactEvmScheme(self.signer, ExactEvmSchemeConfig()))
+        self.core.register([self.network], UptoEvmFacilitatorScheme(self.signer))
         if self.v1_network is not None:
             self.core.register_v1([self.v1_network], ExactEvmSchemeV1(self.signer))
         # Verify-then-settle is made atomic per authorization, so two concurrent settles of one
@@ -324,7 +365,7 @@ class DevFacilitator:
 
     @property
     def address(self) -> str:
-        """The account that sends settlement transactions."""
+        """The account that sends settlement transactions (an upto witness must name it)."""
         return self.signer.address
 
     def _wrong_network(self, payload: PaymentPayloadAny,
@@ -334,33 +375,73 @@ class DevFacilitator:
         for network in networks:
             if chain_id_of_network(network) != self.chain.chain_id:
                 return ERR_NETWORK_MISMATCH
-        if payload.get_scheme() != "exact" or requirements.scheme != "exact":
+        scheme = payload.get_scheme()
+        if scheme not in self.SCHEMES or requirements.scheme != scheme:
             return ERR_UNSUPPORTED_SCHEME
+        if scheme == SCHEME_UPTO and isinstance(payload, PaymentPayloadV1):
+            return ERR_UNSUPPORTED_SCHEME  # upto exists in x402 v2 only
         return None
 
+    @staticmethod
+    def _authorization(payload: PaymentPayloadAny) -> dict[str, Any]:
+        """The signed authorization: EIP-3009 `authorization` or upto's `permit2Authorization`."""
+        body = payload.payload if isinstance(payload.payload, dict) else {}
+        authorization = body.get("authorization")
+        if not isinstance(authorization, dict):
+            authorization = body.get("permit2Authorization")
+        return authorization if isinstance(authorization, dict) else {}
+
     def _payer(self, payload: PaymentPayloadAny) -> str | None:
-        authorization = payload.payload.get("authorization") if isinstance(payload.payload, dict) else None
-        return str(authorization.get("from")) if isinstance(authorization, dict) else None
+        payer = self._authorization(payload).get("from")
+        return str(payer) if payer is not None else None
 
     def verify(self, payload: PaymentPayloadAny, requirements: PaymentRequirementsAny) -> VerifyResponse:
-        """Check a payment (including an on-chain simulation of the transfer); never raises."""
+        """Check a payment (including an on-chain simulation of the transfer); never raises.
+
+        For `upto`, `requirements.amount` is the cap: it must equal the signed permitted amount.
+        """
         reason = self._wrong_network(payload, requirements)
         if reason is not None:
             return VerifyResponse(is_valid=False, invalid_reason=reason, payer=self._payer(payload))
         try:
-            return self.core.verify(payload, requirements)
+            result = self.core.verify(payload, requirements)
         except Exception as exc:  # scheme not found, malformed payload fields, …
             log.warning("verify failed: %s: %s", type(exc).__name__, exc)
             return VerifyResponse(is_valid=False, invalid_reason="invalid_payload",
                                   invalid_message=str(exc), payer=self._payer(payload))
+        if (not result.is_valid and result.invalid_reason == ERR_UPTO_TRANSACTION_FAILED
+                and isinstance(payload, PaymentPayload) and isinstance(requirements, PaymentRequirements)):
+            # x402 reports any failed upto simulation generically; name the revert (a used nonce,
+            # an expired permit, …) with x402's own mapping of the proxy's and Permit2's errors.
+            specific = self._upto_revert_reason(payload, int(requirements.amount))
+            if specific is not None:
+                result = VerifyResponse(is_valid=False, invalid_reason=specific, payer=result.payer)
+        return result
+
+    def _upto_revert_reason(self, payload: PaymentPayload, amount: int) -> str | None:
+        try:
+            permit, value, owner, witness, signature = _build_upto_permit2_settle_args(
+                UptoPermit2Payload.from_dict(payload.payload), amount)
+            self.signer.read_contract(X402_UPTO_PERMIT2_PROXY_ADDRESS, X402_UPTO_PERMIT2_PROXY_ABI, "settle",
+                                      permit, value, owner, witness, signature)
+        except ContractRevertError as exc:
+            mapped = _map_upto_settle_error(exc, self.network, self._payer(payload) or "").error_reason
+            return mapped if mapped != ERR_UPTO_TRANSACTION_FAILED else None
+        except Exception:
+            return None
+        return None
 
     def settle(self, payload: PaymentPayloadAny, requirements: PaymentRequirementsAny, *,
                verified: bool = False) -> SettleResponse:
-        """Settle a payment on chain; verifies first unless `verified` (just verified by the caller)."""
+        """Settle a payment on chain; verifies first unless `verified` (just verified by the caller).
+
+        For `upto`, `requirements.amount` is what to charge (at most the signed cap); the payment
+        is verified against its cap before anything is sent.
+        """
         network = str(requirements.network)
         if not verified:
             with self._lock_for(payload):
-                check = self.verify(payload, requirements)
+                check = self.verify(payload, self._cap_requirements(payload, requirements))
                 if not check.is_valid:
                     return SettleResponse(success=False, error_reason=check.invalid_reason,
                                           error_message=check.invalid_message, payer=check.payer,
@@ -372,10 +453,36 @@ class DevFacilitator:
                                   network=network, payer=self._payer(payload))
         return self._settle(payload, requirements)
 
+    def settle_upto(self, payload: PaymentPayload, cap_requirements: PaymentRequirements,
+                    amount: int) -> SettleResponse:
+        """Settle `amount` (≤ the cap) of an upto payment verified against `cap_requirements`."""
+        network = str(cap_requirements.network)
+        if not 0 <= amount <= int(cap_requirements.amount):
+            return SettleResponse(success=False, error_reason=ERR_UPTO_SETTLEMENT_EXCEEDS_AMOUNT,
+                                  transaction="", network=network, payer=self._payer(payload))
+        charge = cap_requirements.model_copy(update={"amount": str(amount)})
+        with self._lock_for(payload):
+            return self.settle(payload, charge, verified=True)
+
+    def _cap_requirements(self, payload: PaymentPayloadAny,
+                          requirements: PaymentRequirementsAny) -> PaymentRequirementsAny:
+        """For upto, the requirements with the signed cap as amount (what verification compares)."""
+        if payload.get_scheme() != SCHEME_UPTO or not isinstance(requirements, PaymentRequirements):
+            return requirements
+        permitted = self._authorization(payload).get("permitted")
+        cap = permitted.get("amount") if isinstance(permitted, dict) else None
+        if cap is None:
+            return requirements
+        try:
+            if int(requirements.amount) > int(cap):
+                return requirements  # verification refuses it: more than was signed for
+        except (TypeError, ValueError):
+            return requirements
+        return requirements.model_copy(update={"amount": str(cap)})
+
     def _lock_for(self, payload: PaymentPayloadAny) -> threading.Lock:
-        authorization = payload.payload.get("authorization") if isinstance(payload.payload, dict) else None
-        nonce = str(authorization.get("nonce", "")) if isinstance(authorization, dict) else ""
-        key = f"{self._payer(payload) or ''}:{nonce}".lower().encode()
+        nonce = str(self._authorization(payload).get("nonce", ""))
+        key = f"{payload.get_scheme()}:{self._payer(payload) or ''}:{nonce}".lower().encode()
         return self._settle_locks[int.from_bytes(keccak(key)[:4], "big") % len(self._settle_locks)]
 
     def _settle(self, payload: PaymentPayloadAny, requirements: PaymentRequirementsAny) -> SettleResponse:

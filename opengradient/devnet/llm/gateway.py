@@ -5,7 +5,9 @@ Routes (mounted on the devnet app's root):
 - `POST /v1/chat/completions`, `POST /v1/completions` — OpenAI shapes, SSE with `"stream": true`;
 - `GET /signing-key`, `GET /enclave/attestation?nonce=<hex>` — the enclave key (simulated TEE);
 - `POST /facilitator/verify`, `POST /facilitator/settle`, `GET /facilitator/supported` — the
-  devnet's facilitator in x402's facilitator HTTP API shapes, for x402's own server middleware.
+  devnet's facilitator in x402's facilitator HTTP API shapes, for x402's own server middleware;
+- `GET /upto/sessions/{id}` (a session's state and, once settled, its transaction) and
+  `DELETE /upto/sessions/{id}` (settle it now; answers when it is on chain).
 
 A paid request goes: validate (400) → price from model and `max_tokens` → 402 with
 `PAYMENT-REQUIRED` when there is no payment → verify the payment (x402 facilitator core,
@@ -19,6 +21,19 @@ A payment authorization is idempotent: sent again with the same body after a suc
 response is replayed without settling again; with another body it is refused as already used.
 Concurrent duplicates wait for the first one. A paid stream whose client leaves early is finished
 in the background and stored, so the retry gets it whole.
+
+The 402 offers `exact` first (unchanged for existing clients) and `upto` second. An `upto` payment
+(a Permit2 cap) is verified the same way, but instead of settling, the request's price opens an
+upto session (`opengradient.devnet.llm.upto`): the answer carries `X-Upto-Session: <id>` and a
+`PAYMENT-RESPONSE` of an *open* session — `{"success": true, "transaction": "", "network",
+"payer", "amount": <charged to the session so far>, "price": <this request>, "session": <id>,
+"sessionStatus": "open", "cap", "remaining"}` (an empty `transaction`, as x402 itself reports a
+settlement that sent nothing). A request with `X-Upto-Session` and no payment header is charged to
+the session (same receipt shape) while the cap covers its price, and gets a 402 saying why
+otherwise (`upto_session_unknown`, `…_cap_exhausted`, `…_expired`, `…_route_mismatch`), when the
+client pays afresh. The session settles once — one `settle` of the cumulative amount through
+x402's upto proxy — when idle, when exhausted or expiring, on `DELETE`, `flush_sessions()` or
+`close()`. Its requests' `OGSettlement` records are sent then, naming that transaction.
 """
 
 from __future__ import annotations
@@ -39,7 +54,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from x402.mechanisms.evm.constants import ERR_NONCE_ALREADY_USED
+from x402.mechanisms.evm.constants import (
+    ERC20_ALLOWANCE_ABI,
+    ERR_NONCE_ALREADY_USED,
+    ERR_PERMIT2_ALLOWANCE_REQUIRED,
+    ERR_PERMIT2_INSUFFICIENT_BALANCE,
+    PERMIT2_ADDRESS,
+    SCHEME_UPTO,
+)
 from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse
 from x402.schemas.v1 import PaymentPayloadV1
 
@@ -58,10 +80,13 @@ from opengradient.devnet.llm.facilitator import (
 )
 from opengradient.devnet.llm.payments import (
     DEFAULT_MAX_TOKENS,
+    PRICES,
+    UPTO_CAP_MULTIPLE,
     PaymentHeaderError,
     SettlementMode,
     build_payment_required,
     build_requirements,
+    build_upto_requirements,
     decode_payment_header,
     encode_header_json,
     parse_settlement_mode,
@@ -78,6 +103,7 @@ from opengradient.devnet.llm.upstream import (
     UpstreamRouter,
     Usage,
 )
+from opengradient.devnet.llm.upto import SESSION_HEADER, UptoSession, UptoSessions
 
 if TYPE_CHECKING:
     from opengradient.devnet.chain import DevChain
@@ -92,6 +118,8 @@ log = logging.getLogger("opengradient.devnet.gateway")
 NO_MATCHING_REQUIREMENTS = "No matching payment requirements"
 PAYMENT_REQUIRED = "Payment required"
 INVALID_PAYLOAD = "invalid_payload"
+#: An upto permit presented again after it opened a session (x402's name for a used Permit2 nonce).
+PERMIT2_NONCE_USED = "permit2_invalid_nonce"
 #: How long a settled response stays replayable after its authorization expires.
 _REPLAY_GRACE_SECONDS = 600
 _MAX_STORED = 4096
@@ -300,6 +328,11 @@ class _Call:
     signature: str = ""
     valid_before: int = 0
     settled: SettleResponse | None = None
+    upto: bool = False  # the payment is an upto permit (opens a session instead of settling)
+    nonce: str = ""  # the payment's nonce (EIP-3009 bytes32 hex, or the Permit2 uint256)
+    session: UptoSession | None = None  # the upto session this request is charged to
+    reserved: bool = False  # its price is reserved on `session` and not yet committed
+    session_receipt: dict[str, Any] | None = None
     owner: bool = False  # holds the authorization's key in the ledger
     handed_off: bool = False  # the key is released elsewhere (stored response or stream end)
     tx: str = ""  # settlement transaction, for the log line
@@ -312,7 +345,8 @@ class LLMGateway:
                  contracts: PaymentContracts, tee_registry: str, operator: DevAccount,
                  facilitator: DevAccount, router: UpstreamRouter | None = None,
                  enclave: Enclave | None = None, token_name: str = "OPG",
-                 token_version: str = "2") -> None:
+                 token_version: str = "2", upto_cap_multiple: int = UPTO_CAP_MULTIPLE,
+                 upto_idle_seconds: float = 30.0) -> None:
         self.payments_chain = payments_chain
         self.alpha_chain = alpha_chain
         self.contracts = contracts
@@ -330,6 +364,13 @@ class LLMGateway:
         self.tee_registered_endpoint: str | None = None
         self._ledger = _Ledger()
         self._requirements: dict[int, PaymentRequirements] = {}
+        self._upto_requirements: dict[int, PaymentRequirements] = {}
+        #: An upto offer's cap is `upto_cap_multiple` × the request's price, or `upto_session_cap`
+        #: when that is set (and covers the price).
+        self.upto_cap_multiple = upto_cap_multiple
+        self.upto_session_cap: int | None = None
+        self.sessions = UptoSessions(self._settle_session, self._record_now, idle_seconds=upto_idle_seconds,
+                                     min_price=min(p.price(1) for p in PRICES.values()))
         self._closed = False
         #: Wall time of the most recent settlement (verify excluded), for benchmarks.
         self.last_settle_seconds = 0.0
@@ -360,11 +401,19 @@ class LLMGateway:
         return self.enclave.tee_id
 
     def close(self) -> None:
-        """Record pending settlements (a partial batch included) and stop the recorder."""
+        """Settle the open upto sessions, record pending settlements (a partial batch included) and
+        stop the recorder."""
         if self._closed:
             return
-        self._closed = True
-        self.settlements.close()
+        try:
+            self.sessions.shutdown()
+        finally:
+            self._closed = True
+            self.settlements.close()
+
+    def flush_sessions(self, timeout: float = 30.0) -> list[UptoSession]:
+        """Settle every open upto session now; returns them once settled."""
+        return self.sessions.flush(timeout)
 
     def info(self) -> dict[str, Any]:
         """What `GET /` reports about the gateway."""
@@ -373,6 +422,11 @@ class LLMGateway:
             "opg_token": self.contracts.opg_token,
             "pay_to": self.pay_to,
             "facilitator": self.facilitator.address,
+            "schemes": ["exact", SCHEME_UPTO],
+            "permit2": self.contracts.permit2,
+            "upto_proxy": self.contracts.upto_proxy,
+            "upto_cap_multiple": self.upto_cap_multiple,
+            "upto_idle_seconds": self.sessions.idle_seconds,
             "settlement_contract": self.contracts.settlement,
             "tee_registry": self.tee_registry,
             "tee_id": self.enclave.tee_id,
@@ -389,6 +443,8 @@ class LLMGateway:
             Route("/facilitator/verify", self._facilitator_verify, methods=["POST"]),
             Route("/facilitator/settle", self._facilitator_settle, methods=["POST"]),
             Route("/facilitator/supported", self._facilitator_supported, methods=["GET"]),
+            Route("/upto/sessions/{session_id}", self._session_status, methods=["GET"]),
+            Route("/upto/sessions/{session_id}", self._session_close, methods=["DELETE"]),
         ]
 
     # ---- pricing ---------------------------------------------------------------------------------
@@ -402,6 +458,18 @@ class LLMGateway:
                                         asset=self.contracts.opg_token, pay_to=self.pay_to,
                                         token_name=self.token_name, token_version=self.token_version)
             self._requirements[amount] = cached
+        return cached
+
+    def upto_requirements_for(self, price: int) -> PaymentRequirements:
+        """The upto offer for a request costing `price`: a cap covering many such requests."""
+        cap = max(price, self.upto_session_cap if self.upto_session_cap is not None
+                  else price * self.upto_cap_multiple)
+        cached = self._upto_requirements.get(cap)
+        if cached is None:
+            cached = build_upto_requirements(network=self.network, cap=cap, asset=self.contracts.opg_token,
+                                             pay_to=self.pay_to, facilitator=self.facilitator.address,
+                                             token_name=self.token_name, token_version=self.token_version)
+            self._upto_requirements[cap] = cached
         return cached
 
     # ---- routes: TEE -----------------------------------------------------------------------------
@@ -449,6 +517,21 @@ class LLMGateway:
     async def _facilitator_supported(self, request: Request) -> Response:
         return _json_response(self.facilitator.supported())
 
+    # ---- routes: upto sessions -------------------------------------------------------------------
+
+    async def _session_status(self, request: Request) -> Response:
+        session = self.sessions.get(request.path_params["session_id"])
+        if session is None:
+            return _error(404, "no such upto session (unknown, or settled long ago)", "not_found")
+        return _json_response(session.status(self.network))
+
+    async def _session_close(self, request: Request) -> Response:
+        session = self.sessions.close(request.path_params["session_id"])
+        if session is None:
+            return _error(404, "no such upto session (unknown, or settled long ago)", "not_found")
+        await run_in_threadpool(session.done.wait, _WAIT_SECONDS)
+        return _json_response(session.status(self.network))
+
     # ---- routes: LLM -----------------------------------------------------------------------------
 
     async def _chat(self, request: Request) -> Response:
@@ -475,10 +558,12 @@ class LLMGateway:
             return response
         finally:
             status = response.status_code if response is not None else 0
-            log.info("%s %s model=%s status=%d amount=%s tx=%s (%.1f ms)", request.method,
+            charged = call is not None and (call.payload is not None or call.session is not None)
+            log.info("%s %s model=%s status=%d amount=%s tx=%s%s (%.1f ms)", request.method,
                      request.url.path, call.body.get("model") if call else "-", status,
-                     call.requirements.amount if call and call.payload else "-",
+                     call.requirements.amount if call and charged else "-",
                      call.tx[:10] if call and call.tx else "-",
+                     f" session={call.session.id[:12]}" if call and call.session else "",
                      (time.perf_counter() - started) * 1000)
 
     async def _prepare(self, request: Request, kind: str) -> _Call:
@@ -515,8 +600,9 @@ class LLMGateway:
                           settled: SettleResponse | None = None) -> Response:
         description = (f"{call.body['model']} {'chat completion' if call.kind == 'chat' else 'completion'}"
                        f" (max_tokens={call.body.get('max_tokens') or DEFAULT_MAX_TOKENS})")
-        required = build_payment_required(call.requirements, url=str(request.url),
-                                          description=description, error=error)
+        offers = [call.requirements, self.upto_requirements_for(int(call.requirements.amount))]
+        required = build_payment_required(offers, url=str(request.url), description=description,
+                                          error=error)
         headers = {"PAYMENT-REQUIRED": encode_header_json(required.model_dump(by_alias=True,
                                                                               exclude_none=True)),
                    "Cache-Control": "no-store"}
@@ -532,6 +618,8 @@ class LLMGateway:
         return _json_response(body, 402, headers)
 
     def _receipt_header(self, call: _Call, settled: SettleResponse) -> str:
+        if call.session_receipt is not None:
+            return encode_header_json(call.session_receipt)
         receipt: dict[str, Any] = {"success": settled.success, "transaction": settled.transaction,
                                    "network": call.legacy_network or settled.network or self.network,
                                    "payer": settled.payer}
@@ -567,21 +655,27 @@ class LLMGateway:
             payload = PaymentPayload(x402_version=2, payload=payload.payload, accepted=accepted)
         else:
             call.legacy = legacy_header
-        authorization = payload.payload.get("authorization")
         signature = payload.payload.get("signature")
+        call.upto = payload.accepted.scheme == SCHEME_UPTO and not call.v1_payload
+        authorization = payload.payload.get("permit2Authorization" if call.upto else "authorization")
         if not isinstance(authorization, dict) or not isinstance(signature, str):
-            return INVALID_PAYLOAD  # only EIP-3009 `exact` payments are offered
+            return INVALID_PAYLOAD  # EIP-3009 `exact` and Permit2 `upto` payments are offered
         payer, nonce = authorization.get("from"), authorization.get("nonce")
-        if not isinstance(payer, str) or not isinstance(nonce, str):
+        if not isinstance(payer, str) or not isinstance(nonce, (str, int)) or isinstance(nonce, bool):
             return INVALID_PAYLOAD
         try:
-            call.valid_before = int(authorization.get("validBefore", 0))
+            call.valid_before = int(authorization.get("deadline" if call.upto else "validBefore", 0))
         except (TypeError, ValueError):
             return INVALID_PAYLOAD
         call.payload = payload
-        call.key = (payer.lower(), nonce.lower())
+        call.nonce = str(nonce).lower()
+        call.key = (f"upto:{payer.lower()}" if call.upto else payer.lower(), call.nonce)
         call.signature = signature.lower()
         return None
+
+    def _offer_for(self, call: _Call) -> PaymentRequirements:
+        """The offer the call's payment must match: the price (`exact`) or the cap (`upto`)."""
+        return self.upto_requirements_for(int(call.requirements.amount)) if call.upto else call.requirements
 
     def _accepted_matches(self, accepted: PaymentRequirements, offer: PaymentRequirements) -> bool:
         return (accepted.scheme == offer.scheme and accepted.network == offer.network
@@ -594,16 +688,26 @@ class LLMGateway:
     async def _paid(self, request: Request, call: _Call) -> Response:
         if not self.require_payment:
             return await self._run(request, call)
+        session_id = request.headers.get(SESSION_HEADER)
+        if session_id and request.headers.get("payment-signature") is None \
+                and request.headers.get("x-payment") is None:
+            return await self._session_call(request, call, session_id.strip())
         refusal = self._read_payment(request, call)
         if refusal is not None:
             return self._payment_required(request, call, refusal)
         assert call.key is not None and call.payload is not None
+        used = PERMIT2_NONCE_USED if call.upto else ERR_NONCE_ALREADY_USED
         stored, call.owner = await self._ledger.acquire(call.key)
         if stored is not None:
             if stored.signature == call.signature and stored.body_sha == hashlib.sha256(call.raw).digest():
                 call.tx = "replay"
                 return self._replay(stored)
-            return self._payment_required(request, call, ERR_NONCE_ALREADY_USED)
+            return self._payment_required(request, call, used)
+        if call.upto and self.sessions.used(call.key[0].removeprefix("upto:"), call.nonce):
+            if call.owner:
+                self._ledger.release(call.key, None)
+                call.owner = False
+            return self._payment_required(request, call, used)
         try:
             # Verified before the model runs: an upstream may cost real money, and the reference
             # model answers in microseconds, so overlapping the two would gain nothing.
@@ -632,12 +736,98 @@ class LLMGateway:
     async def _check_payment(self, request: Request, call: _Call) -> Response | None:
         """Verify the payment (simulating the transfer on chain); a 402 when it is refused."""
         assert call.payload is not None
-        result = await run_in_threadpool(self.facilitator.verify, call.payload, call.requirements)
+        offer = self._offer_for(call)
+        result = await run_in_threadpool(self.facilitator.verify, call.payload, offer)
         if not result.is_valid:
             return self._payment_required(request, call, result.invalid_reason or INVALID_PAYLOAD)
-        if not call.v1_payload and not self._accepted_matches(call.payload.accepted, call.requirements):
+        if not call.v1_payload and not self._accepted_matches(call.payload.accepted, offer):
             return self._payment_required(request, call, NO_MATCHING_REQUIREMENTS)
+        if call.upto:
+            refusal = await run_in_threadpool(self._upto_exposure_refusal, str(result.payer), int(offer.amount))
+            if refusal is not None:
+                return self._payment_required(request, call, refusal)
         return None
+
+    def _upto_exposure_refusal(self, payer: str, cap: int) -> str | None:
+        """With other sessions of `payer` open, the Permit2 allowance and the balance must cover
+        all their caps and this one, so that every session can still settle."""
+        others = self.sessions.exposure(payer)
+        if others == 0:
+            return None  # x402's verification checked allowance and balance against this cap
+        signer, token = self.facilitator.signer, self.contracts.opg_token
+        if int(signer.read_contract(token, ERC20_ALLOWANCE_ABI, "allowance", payer, PERMIT2_ADDRESS)) < others + cap:
+            return ERR_PERMIT2_ALLOWANCE_REQUIRED
+        if signer.get_balance(payer, token) < others + cap:
+            return ERR_PERMIT2_INSUFFICIENT_BALANCE
+        return None
+
+    async def _session_call(self, request: Request, call: _Call, session_id: str) -> Response:
+        """A request charged to an open upto session (no payment header): 402 when it cannot be."""
+        price = int(call.requirements.amount)
+        session, refusal = self.sessions.reserve(session_id, price, request.method, request.url.path)
+        if session is None:
+            return self._payment_required(request, call, refusal or PAYMENT_REQUIRED)
+        call.session, call.reserved = session, True
+        try:
+            return await self._run(request, call)
+        finally:
+            if call.reserved:  # not served (upstream failure, bad request): nothing is charged
+                call.reserved = False
+                self.sessions.refund(session, price)
+
+    def _session_headers(self, call: _Call) -> dict[str, str]:
+        """`PAYMENT-RESPONSE` of an open session (and `X-Upto-Session`) for a served request."""
+        session = call.session
+        assert session is not None
+        charged = session.charged
+        call.session_receipt = {
+            "success": True, "transaction": "", "network": self.network, "payer": session.payer,
+            "amount": str(charged), "price": call.requirements.amount, "session": session.id,
+            "sessionStatus": "open", "cap": str(session.cap), "remaining": str(session.cap - charged)}
+        if call.payload is not None:  # the opening request: its response is stored for retries
+            call.settled = SettleResponse(success=True, transaction="", network=self.network,
+                                          payer=session.payer, amount=str(charged))
+        return {SESSION_HEADER: session.id}
+
+    async def _collect(self, request: Request, call: _Call) -> Response | None:
+        """Take the request's payment once the model has answered: settle an `exact` payment,
+        open a session with an `upto` one, or commit the charge to the session it came with."""
+        if call.session is not None:  # charged to an open session
+            self.sessions.commit(call.session)
+            call.reserved = False
+            self._session_headers(call)
+            return None
+        assert call.payload is not None
+        if not call.upto:
+            return await self._settle(request, call)
+        permit = call.payload.payload["permit2Authorization"]
+        try:
+            call.session = self.sessions.open(
+                payer=str(permit["from"]), nonce=call.nonce, payload=call.payload,
+                requirements=self._offer_for(call), price=int(call.requirements.amount),
+                method=request.method, path=request.url.path, deadline=call.valid_before)
+        except (ValueError, RuntimeError) as exc:
+            log.warning("could not open an upto session: %s", exc)
+            return self._payment_required(request, call, PERMIT2_NONCE_USED)
+        self._session_headers(call)
+        return None
+
+    def _settle_session(self, session: UptoSession, amount: int) -> SettleResponse:
+        """The one settlement of an upto session (the session book's settler thread calls it)."""
+        started = time.perf_counter()
+        result = self.facilitator.settle_upto(session.payload, session.requirements, amount)
+        if not result.success and not result.transaction:
+            # Nothing was broadcast (e.g. the sender's nonce was resynchronised after a refused
+            # send): trying once more cannot settle twice, and a session has no other chance.
+            log.warning("settling upto session %s failed before broadcast (%s); retrying once",
+                        session.id[:12], result.error_reason)
+            result = self.facilitator.settle_upto(session.payload, session.requirements, amount)
+        self.last_settle_seconds = time.perf_counter() - started
+        return result
+
+    def _record_now(self, record: SettlementRecord) -> None:
+        if not self._closed:
+            self.settlements.record(record)
 
     async def _settle(self, request: Request, call: _Call) -> Response | None:
         """Settle on chain; a 402 (with the failed receipt) when settlement fails."""
@@ -655,15 +845,26 @@ class LLMGateway:
         return None
 
     def _paid_headers(self, call: _Call) -> dict[str, str]:
+        if call.session_receipt is not None:  # upto (x402 v2 only): no legacy X-PAYMENT-RESPONSE
+            assert call.session is not None
+            return {"PAYMENT-RESPONSE": encode_header_json(call.session_receipt), SESSION_HEADER: call.session.id}
         if call.settled is None:
             return {}
         receipt = self._receipt_header(call, call.settled)
         return {"PAYMENT-RESPONSE": receipt, "X-PAYMENT-RESPONSE": receipt}
 
     def _record(self, call: _Call, out_hash: bytes, text: str) -> None:
+        metadata = call.mode == SettlementMode.INDIVIDUAL
+        if call.session is not None and call.session_receipt is not None and not self._closed:
+            # recorded when the session settles, naming that transaction
+            self.sessions.add_record(call.session, SettlementRecord(
+                mode=call.mode, payment_tx="", request_hash=call.request_hash, output_hash=out_hash,
+                payer=call.session.payer, amount=int(call.requirements.amount), model=str(call.body["model"]),
+                input=json.dumps(call.canonical, sort_keys=True) if metadata else "",
+                output=text if metadata else ""))
+            return
         if call.settled is None or not call.settled.success or self._closed:
             return
-        metadata = call.mode == SettlementMode.INDIVIDUAL
         record = SettlementRecord(
             mode=call.mode, payment_tx=call.settled.transaction, request_hash=call.request_hash,
             output_hash=out_hash, payer=str(call.settled.payer), amount=int(call.requirements.amount),
@@ -712,8 +913,8 @@ class LLMGateway:
         out_hash = output_hash(text)
         body = self._final_body(call, answer)
         body.update(self.enclave.tee_fields(call.request_hash, out_hash))
-        if call.payload is not None:
-            refused = await self._settle(request, call)
+        if call.payload is not None or call.session is not None:
+            refused = await self._collect(request, call)
             if refused is not None:
                 return refused
         headers = self._paid_headers(call)
@@ -755,8 +956,8 @@ class LLMGateway:
             if isinstance(exc, UnknownModelError):
                 return _error(400, str(exc))
             return self._unavailable(call, exc)
-        if call.payload is not None:
-            refused = await self._settle(request, call)  # before the first byte goes out
+        if call.payload is not None or call.session is not None:
+            refused = await self._collect(request, call)  # before the first byte goes out
             if refused is not None:
                 await _close(pieces)
                 return refused

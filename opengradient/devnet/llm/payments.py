@@ -4,6 +4,10 @@ The price table lives here and only here. A price is known before the model runs
 base fee plus a per-token rate times the request's token budget (`max_tokens`, 100 when absent) —
 so two requests with the same model and `max_tokens` cost the same, and a client that cached the
 requirements of one can pay the next in a single round trip.
+
+The gateway offers two ways to pay, in this order: `exact` (EIP-3009, the price, settled per
+request) and `upto` (Permit2, a cap of `UPTO_CAP_MULTIPLE` × the price, opening a session that
+later requests are charged to and that settles once; see `opengradient.devnet.llm.upto`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +26,13 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "MAX_TIMEOUT_SECONDS",
     "OPG",
+    "UPTO_CAP_MULTIPLE",
+    "UPTO_TIMEOUT_SECONDS",
     "PRICES",
     "ModelPrice",
     "PaymentHeaderError",
     "SettlementMode",
+    "build_upto_requirements",
     "decode_header_json",
     "decode_payment_header",
     "encode_header_json",
@@ -38,6 +46,10 @@ OPG = 10**18
 DEFAULT_MAX_TOKENS = 100
 #: How long a signed payment stays valid (the `exact` scheme's `maxTimeoutSeconds`).
 MAX_TIMEOUT_SECONDS = 300
+#: An `upto` offer's cap, in multiples of the request's price: how much one session may charge.
+UPTO_CAP_MULTIPLE = 20
+#: How long an `upto` permit stays valid (its `maxTimeoutSeconds`): the longest a session can live.
+UPTO_TIMEOUT_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -129,13 +141,26 @@ def build_requirements(*, network: str, amount: int, asset: str, pay_to: str,
     )
 
 
-def build_payment_required(requirements: PaymentRequirements, *, url: str, description: str,
-                           error: str) -> PaymentRequired:
-    """The body of a `PAYMENT-REQUIRED` header."""
+def build_upto_requirements(*, network: str, cap: int, asset: str, pay_to: str, facilitator: str,
+                            token_name: str, token_version: str) -> PaymentRequirements:
+    """The `upto` option: a Permit2 cap, to be signed for x402's upto proxy with `facilitator` as the
+    witness's facilitator (the only account that may settle it)."""
+    return PaymentRequirements(
+        scheme="upto", network=network, asset=asset, amount=str(cap), pay_to=pay_to,
+        max_timeout_seconds=UPTO_TIMEOUT_SECONDS,
+        extra={"name": token_name, "version": token_version, "assetTransferMethod": "permit2",
+               "facilitatorAddress": facilitator},
+    )
+
+
+def build_payment_required(requirements: PaymentRequirements | Sequence[PaymentRequirements], *, url: str,
+                           description: str, error: str) -> PaymentRequired:
+    """The body of a `PAYMENT-REQUIRED` header (the options in order of preference)."""
+    accepts = [requirements] if isinstance(requirements, PaymentRequirements) else list(requirements)
     return PaymentRequired(
         x402_version=2, error=error,
         resource=ResourceInfo(url=url, description=description, mime_type="application/json"),
-        accepts=[requirements], extensions={})
+        accepts=accepts, extensions={})
 
 
 def v1_requirements_json(requirements: PaymentRequirements, *, network: str, url: str,

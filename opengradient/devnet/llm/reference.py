@@ -6,6 +6,12 @@ arguments built from the tool's JSON schema and the user's text), answers in tex
 result, fills `json_object` and `json_schema` response formats, honours `stop` and `max_tokens`,
 counts tokens, and streams token by token. Its text replies are short, plain and derived from the
 last user message: they acknowledge it and restate its key words and numbers.
+
+In `json_object` mode it answers `{"answer": <reply>}`, unless the last user message names the keys
+it wants (quoted, "with 'setup' and 'punchline' keys", or listed, "keys: setup, punchline"): then the
+object has exactly those keys, each a short string from the message. String arguments that name
+something (`name`, `customer_name`, `title`, a description that mentions a name) take quoted text
+from the message first, in any script and quote style ('…', "…", ‘…’, “…”, 「…」, …).
 """
 
 from __future__ import annotations
@@ -133,6 +139,8 @@ _ANSWER_WORDS = frozenset("answer response reply summary explanation reasoning r
                           "description comment conclusion rationale justification message content "
                           "text body".split())
 _TOPIC_WORDS = frozenset("topic subject title headline theme".split())
+#: Words of a string property that names something: quoted text in the prompt is its likely value.
+_NAMING_WORDS = frozenset("name names title label alias nickname username handle".split())
 
 _FORMAT_DEFAULTS: dict[str, str] = {
     "date": "2024-01-01",
@@ -226,9 +234,11 @@ def _capital_runs(text: str) -> list[tuple[int, str]]:
         group: list[tuple[int, str]] = []
         for word in [*re.finditer(r"\S+", match.group(0)), None]:
             if word is not None and any(c.islower() for c in word.group(0)):
-                if group or (word.group(0).lower() not in _STOPWORDS
-                             and word.group(0).lower() not in _GENERIC_LEADS):
-                    group.append((match.start() + word.start(), word.group(0)))
+                low = word.group(0).lower()
+                start = match.start() + word.start()
+                if group or (low not in _STOPWORDS and low not in _GENERIC_LEADS
+                             and not (low in _IMPERATIVES and _starts_sentence(text, start))):
+                    group.append((start, word.group(0)))
                 continue
             if group:
                 runs.append((group[0][0], " ".join(w for _, w in group)))
@@ -239,6 +249,11 @@ def _capital_runs(text: str) -> list[tuple[int, str]]:
 _GENERIC_LEADS = frozenset("can could would will what whats who how why where when which is are do does "
                            "please tell give show find get list write explain describe compare summarize "
                            "summarise i hi hello hey dear".split())
+#: Verbs that, capitalised at the start of a sentence, are an instruction rather than a name
+#: ("Create a customer named …").
+_IMPERATIVES = frozenset("create add register make generate build return respond reply answer send book set "
+                         "update delete remove open schedule convert translate look search check call run fetch "
+                         "record save store new sign enroll enrol invite".split())
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -276,6 +291,143 @@ def _within(value: float, lower: float | None, upper: float | None, lower_open: 
 
 def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+# --- quotes and key lists -------------------------------------------------------------------------
+
+#: Opening quote → its closing quote, in any script.
+_QUOTE_PAIRS: dict[str, str] = {"'": "'", '"': '"', "`": "`", "‘": "’", "“": "”", "„": "“", "‚": "‘",
+                                "「": "」", "『": "』", "«": "»", "‹": "›", "《": "》", "〈": "〉"}
+#: Quotes that double as apostrophes or inch marks: they open only after a non-word character and
+#: close only before one (`don't` and `5'10"` quote nothing).
+_AMBIGUOUS_QUOTES = frozenset("'\"`’")
+_MAX_QUOTE = 200
+
+
+def _spaced_word_char(char: str) -> bool:
+    """A letter or digit of a script that separates words with spaces (so a quote touching it is
+    an apostrophe); CJK and kana text quotes without spaces."""
+    return char.isalnum() and ord(char) < 0x2E80
+
+
+def quoted_spans(text: str) -> list[tuple[int, int, str]]:
+    """The quoted passages of `text`, in order: `(start, end, inner text)`, where `start` is the
+    opening quote's offset and `end` the offset after the closing quote. Quotes of any script count
+    ('…', "…", `…`, ‘…’, “…”, „…“, 「…」, 『…』, «…», 《…》); a passage stays on one line, is at most
+    200 characters and does not start or end with whitespace."""
+    out: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(text):
+        opener = text[i]
+        closer = _QUOTE_PAIRS.get(opener)
+        if closer is None or (opener in _AMBIGUOUS_QUOTES and i > 0 and _spaced_word_char(text[i - 1])):
+            i += 1
+            continue
+        j = i + 1
+        end = -1
+        while j < len(text) and j - i <= _MAX_QUOTE + 1 and text[j] != "\n":
+            if text[j] == closer and j > i + 1 and not (
+                    closer in _AMBIGUOUS_QUOTES and j + 1 < len(text) and _spaced_word_char(text[j + 1])):
+                end = j
+                break
+            j += 1
+        inner = text[i + 1:end] if end > 0 else ""
+        if inner and inner == inner.strip():
+            out.append((i, end + 1, inner))
+            i = end + 1
+        else:
+            i += 1
+    return out
+
+
+_KEY_NOUN = r"(?:keys?|fields?|properties|property|attributes?)"
+_KEY_SEP_RE = re.compile(r"\s*[,，、]\s*(?:(?:and|or)\s+|&\s*)?|\s+(?:and|or|&)\s+|\s*/\s*|\s*(?:と|和|及|および)\s*")
+_PLACEHOLDER_RE = re.compile(r"\x00(\d+)\x00")
+_BARE_KEY_RE = re.compile(r"[^\W\d][\w-]{0,39}")
+_KEY_AFTER_RE = re.compile(rf"(?i)\b{_KEY_NOUN}\b(\s*(?:(?:named|called|are|being|:|=|-|—)\s*)?\(?\s*)")
+_KEY_BEFORE_RE = re.compile(
+    rf"(?i)\b(?:with|containing|including|having|has|have|include|includes|contain|contains|use|using)\s+"
+    r"(?:(?:the|exactly|only|just|two|three|four|five|six|\d)\s+){0,3}"
+    rf"((?:\x00\d+\x00|[^\W\d][\w-]*)(?:(?:{_KEY_SEP_RE.pattern})(?:\x00\d+\x00|[^\W\d][\w-]*))*)"
+    rf"\s+(?:as\s+)?(?:(?:the|its|json|string)\s+)?{_KEY_NOUN}\b")
+_QUOTED_LIST_RE = re.compile(rf"\x00\d+\x00(?:(?:{_KEY_SEP_RE.pattern})\x00\d+\x00)*")
+_KEY_CONTEXT_RE = re.compile(r"(?i)\b(?:with|containing|including|having|include|includes|contain|contains|"
+                             r"json|object|dict|dictionary|keys?|fields?|properties)\b")
+#: Bare words that are never a key's name (they describe the keys instead).
+_NOT_KEYS = frozenset("json object following these those both each every all its their string strings "
+                      "value values key keys field fields named called".split())
+
+
+def _key_name(inner: str) -> str | None:
+    """A quoted passage as a key name: short, at most four words, no sentence inside."""
+    if len(inner) > 40 or len(inner.split()) > 4 or re.search(r"[.!?,;:{}\[\]]\s|[{}\[\]\"]", inner):
+        return None
+    return inner if re.search(r"\w", inner) else None
+
+
+def _parse_keys(listed: str, quotes: list[str], *, bare: bool, pos: int = 0) -> list[str] | None:
+    """The keys of the list at `listed[pos:]` in placeholder form (`\x000\x00 and \x001\x00`, `a, b
+    and c`); bare words count only when `bare` is set. None when an item is not a key."""
+    keys: list[str] = []
+    while len(keys) < 64:
+        placeholder = _PLACEHOLDER_RE.match(listed, pos)
+        if placeholder:
+            key = _key_name(quotes[int(placeholder.group(1))])
+            end = placeholder.end()
+        else:
+            word = _BARE_KEY_RE.match(listed, pos)
+            if not word or not bare:
+                break
+            end = word.end()
+            if end < len(listed) and (listed[end].isalnum() or listed[end] in "_-"):
+                return None  # a word longer than a key
+            key = word.group(0)
+            if key.lower() in _STOPWORDS or key.lower() in _NOT_KEYS:
+                return None
+        if key is None:
+            return None
+        if key not in keys:
+            keys.append(key)
+        separator = _KEY_SEP_RE.match(listed, end)
+        if not separator or not separator.group(0):
+            pos = end
+            break
+        pos = separator.end()
+    return keys or None
+
+
+def requested_keys(text: str) -> list[str] | None:
+    """The keys a message asks a JSON object to have, when it names them as quoted words or a clear
+    list: "with 'setup' and 'punchline' keys", "keys: setup, punchline", 'JSON with "setup" and
+    "punchline"'. None when it names none."""
+    text = text.replace("\x00", " ")  # the placeholders' marker
+    spans = quoted_spans(text)
+    quotes = [inner for _, _, inner in spans]
+    parts: list[str] = []
+    last = 0
+    for n, (start, end, _) in enumerate(spans):
+        parts += [text[last:start], f"\x00{n}\x00"]
+        last = end
+    marked = "".join([*parts, text[last:]])
+    found: list[tuple[int, list[str]]] = []
+    for match in _KEY_AFTER_RE.finditer(marked):
+        connector = match.group(1).strip()
+        keys = _parse_keys(marked, quotes, bare=bool(connector), pos=match.end())
+        if keys and (connector or marked.startswith("\x00", match.end())):
+            found.append((match.start(), keys))
+    for match in _KEY_BEFORE_RE.finditer(marked):
+        keys = _parse_keys(match.group(1), quotes, bare=True)
+        if keys:
+            found.append((match.start(1), keys))
+    if found:
+        return min(found, key=lambda f: f[0])[1][:16]
+    mentions_json = _KEY_CONTEXT_RE.search(marked) is not None
+    for match in _QUOTED_LIST_RE.finditer(marked):
+        sentence = re.split(r"[.!?\n]\s", marked[max(0, match.start() - 300):match.start()])[-1]
+        keys = _parse_keys(match.group(0), quotes, bare=False)
+        if keys and (_KEY_CONTEXT_RE.search(sentence) or (len(keys) > 1 and mentions_json)):
+            return keys[:16]
+    return None
 
 
 # --- the conversation ------------------------------------------------------------------------------
@@ -449,6 +601,28 @@ def completion_text(prompt: str) -> str:
 # --- JSON schema instances -------------------------------------------------------------------------
 
 
+def _property_names(schema: Any, depth: int = 0) -> frozenset[str]:
+    """The property names a schema declares (lower-cased, also as split words), so quoted text that
+    only names a property ("set the 'name' field") is not taken for a value."""
+    if not isinstance(schema, Mapping) or depth > 6:
+        return frozenset()
+    names: set[str] = set()
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping):
+        for key, sub in properties.items():
+            names |= {str(key).lower(), " ".join(split_identifier(str(key)))}
+            names |= _property_names(sub, depth + 1)
+    for key in ("items", "additionalProperties"):
+        names |= _property_names(schema.get(key), depth + 1)
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in _list(schema.get(key)):
+            names |= _property_names(sub, depth + 1)
+    for key in ("$defs", "definitions"):
+        for sub in _mapping(schema.get(key)).values():
+            names |= _property_names(sub, depth + 1)
+    return frozenset(names)
+
+
 class SchemaFiller:
     """Builds a valid instance of a JSON schema, taking values from a user's text where it can.
 
@@ -470,6 +644,8 @@ class SchemaFiller:
         self._used_numbers: set[int] = set()
         self._runs = _capital_runs(text)
         self._keywords = keywords(text)
+        self._property_names = _property_names(root)
+        self._used_quotes: set[int] = set()
 
     # -- helpers
 
@@ -512,14 +688,40 @@ class SchemaFiller:
         phrase = r"[\s_-]*".join(re.escape(p) for p in split_identifier(name))
         if not phrase:
             return None
-        match = re.search(rf"\b{phrase}\b\s*(?:is|was|=|:|of|as|should be|will be)?\s*"
-                          r"""(?:"([^"]+)"|'([^']+)'|“([^”]+)”|([^\s,.;:!?"']+))""", self.text, re.IGNORECASE)
-        if not match:
-            return None
-        value = next(g for g in match.groups() if g is not None)
-        if value.lower() in _STOPWORDS or value.lower() in ("is", "was"):
-            return None
-        return value
+        pattern = re.compile(rf"\b{phrase}\b\s*(?:is|was|=|:|of|as|should be|will be)?\s*"
+                             r"""(?:"([^"]+)"|'([^']+)'|“([^”]+)”|([^\s,.;:!?"'’”」』»]+))""", re.IGNORECASE)
+        for match in pattern.finditer(self.text):
+            if match.start() > 0 and self.text[match.start() - 1] in _QUOTE_PAIRS:
+                continue  # the name is itself quoted ("with 'name' and 'age' keys")
+            value = next(g for g in match.groups() if g is not None)
+            if (value != value.strip() or not re.search(r"\w", value) or value.lower() in _STOPWORDS
+                    or value.lower() in ("is", "was")):
+                return None
+            return value
+        return None
+
+    def _quoted_name(self, name: str) -> str | None:
+        """Quoted text that names something: the passage after `named`/`called`/`titled`, else the
+        first quoted passage that is not a property's own name; each passage is used once."""
+        quotes = [(start, inner) for start, _, inner in quoted_spans(self.text) if len(inner) <= 120]
+        own = {" ".join(split_identifier(name)), name.lower(), *self._property_names}
+        quotes = [(start, inner) for start, inner in quotes
+                  if inner.lower() not in own and " ".join(split_identifier(inner)) not in own
+                  and start not in self._used_quotes]
+        for start, inner in quotes:
+            if re.search(r"(?i)\b(?:named|called|titled|entitled|name(?:d)?\s*(?:is|:|=|as)?)\s*$",
+                         self.text[max(0, start - 24):start]):
+                self._used_quotes.add(start)
+                return inner
+        if quotes:
+            self._used_quotes.add(quotes[0][0])
+            return quotes[0][1]
+        return None
+
+    def _named_run(self) -> str | None:
+        """The capitalised words after `named`/`called` ("a customer named Acme Corp")."""
+        match = re.search(r"\b(?:named|called|titled)\s+([A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)*)", self.text)
+        return match.group(1) if match else None
 
     def _take_number(self, name: str) -> float | None:
         """A number for the property `name`: one next to the property's name in the text
@@ -799,6 +1001,16 @@ class SchemaFiller:
         if "state" in words and ("us" in description.split() or "u.s." in description):
             code = self._state_code()
             return US_STATES[code] if code in US_STATES else "California"
+        if words & _NAMING_WORDS or re.search(r"\bnames?\b", description):
+            after = self._value_after(name) if name else None
+            if after:
+                return after
+            quoted = self._quoted_name(name)
+            if quoted:
+                return quoted
+            named = self._named_run()
+            if named:
+                return named
         if "name" in words and words - {"name"} <= _PERSON_NAME_MODIFIERS or words == {"person"}:
             after = self._value_after(name)
             if after:
@@ -818,6 +1030,10 @@ class SchemaFiller:
             return self.text or "example"
         if words & _TOPIC_WORDS:
             return " ".join(self._keywords[:4]) or "example"
+        return self._fallback_string(name, index)
+
+    def _fallback_string(self, name: str, index: int | None) -> str:
+        """A string for a property nothing in the text speaks to: the text's key words."""
         if index is not None and self._keywords:
             return self._keywords[index % len(self._keywords)]
         if not name:
@@ -834,6 +1050,81 @@ class SchemaFiller:
             if match:
                 return match.group(0).rstrip(".,;")
         return _FORMAT_DEFAULTS.get(fmt)
+
+
+#: Words of a request's format instructions, left out of a JSON object's values.
+_FORMAT_WORDS = frozenset("json object objects key keys field fields property properties attribute attributes "
+                          "return returns respond reply format formatted output result results nothing other "
+                          "than only string strings value values dict dictionary valid exactly named called "
+                          "containing include including".split())
+
+
+def _about(text: str, skip: set[str]) -> str | None:
+    """What `text` is about: the words after its first `about` ("a joke about black cats" → "black
+    cats"), up to four, stopping at punctuation or a word that is not part of the subject."""
+    match = re.search(r"(?i)\babout\s+(?:(?:the|a|an)\s+)?", text)
+    if not match:
+        return None
+    taken: list[str] = []
+    for word in re.finditer(r"[^\W_][\w'’-]*|[^\w\s]", text[match.end():]):
+        low = word.group(0).lower()
+        if not word.group(0)[0].isalnum() or low in _FORMAT_WORDS or low in skip or len(taken) >= 4:
+            break
+        if low in _STOPWORDS:
+            if low == "of" and taken:
+                taken.append(word.group(0))
+                continue
+            break
+        taken.append(word.group(0))
+    while taken and taken[-1].lower() == "of":
+        taken.pop()
+    return " ".join(taken) or None
+
+
+class _KeyedObjectFiller(SchemaFiller):
+    """Fills a `json_object` answer whose keys the message names: each key gets a short string taken
+    from the message (a place, a name, a date, the reply, …) or, failing that, the key's words and
+    what the message is about ("Setup about cats")."""
+
+    def __init__(self, text: str, keys: Sequence[str], *, reply: str, user_name: str | None) -> None:
+        super().__init__(text, root={"type": "object", "properties": {key: {"type": "string"} for key in keys}},
+                         reply=reply, user_name=user_name)
+        self.keys = list(keys)
+        key_words = {w.lower() for key in keys for w in [key, *split_identifier(key), *_words(key)]}
+        sentences = [part for part in re.split(r"(?<=[.!?\n])\s+", text)
+                     if part.strip() and not re.search(r"(?i)\b(?:json|keys?|fields?)\b", part)]
+        topic_text = " ".join(sentences) or text
+        self._topic_words = [w for w in keywords(topic_text, limit=12)
+                             if w.lower() not in _FORMAT_WORDS and w.lower() not in key_words]
+        self._keywords = self._topic_words  # the subject's words, not the format instructions
+        about = _about(topic_text, key_words)
+        runs = [run for start, run in _capital_runs(topic_text)
+                if (" " in run or not _starts_sentence(topic_text, start)) and run.lower() not in key_words
+                and run.lower() not in _FORMAT_WORDS]
+        if about:
+            self._topic = about
+        elif runs:
+            self._topic = runs[0]
+        else:
+            self._topic = _join(self._topic_words[:3])
+
+    def _value_after(self, name: str) -> str | None:
+        value = super()._value_after(name)
+        if value is None or value.lower() in self._property_names or value.lower() in _FORMAT_WORDS:
+            return None
+        return value
+
+    def object(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key in self.keys:
+            value = self.value({"type": "string"}, key)
+            out[key] = value if isinstance(value, str) and value.strip() else self._fallback_string(key, None)
+        return out
+
+    def _fallback_string(self, name: str, index: int | None) -> str:
+        label = " ".join(split_identifier(name)) or name
+        label = label[:1].upper() + label[1:]
+        return f"{label} about {self._topic}" if self._topic else label
 
 
 # --- tools -----------------------------------------------------------------------------------------
@@ -992,7 +1283,12 @@ class ReferenceModel(Upstream):
             return reply
         kind = response_format.get("type")
         if kind == "json_object":
-            return json.dumps({"answer": reply}, ensure_ascii=False)
+            keys = requested_keys(conversation.last_user)
+            if not keys:
+                return json.dumps({"answer": reply}, ensure_ascii=False)
+            keyed = _KeyedObjectFiller(conversation.last_user, keys, reply=_concise(reply),
+                                       user_name=conversation.user_name())
+            return json.dumps(keyed.object(), ensure_ascii=False)
         if kind == "json_schema":
             spec = response_format.get("json_schema")
             schema = spec.get("schema") if isinstance(spec, Mapping) else None
