@@ -98,6 +98,14 @@ class Client:
         self._max_payment = max_payment_per_request
         self._tee_trust: TeeTrust = tee_trust or ("registry" if self.network.tee_registry_address else "gateway")
         self._tee_public_key = tee_public_key
+        if tee_public_key is not None:
+            from opengradient.client.tee import TeeKey
+
+            try:
+                TeeKey.from_pem(tee_public_key)
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError("tee_public_key is not a PEM public key",
+                                         hint="pass the `public_key` that GET /signing-key serves") from exc
         if payment_scheme not in ("exact", "upto"):
             raise ConfigurationError(f"unknown payment_scheme {payment_scheme!r}", hint="use 'exact' or 'upto'")
         self._payment_scheme: PaymentScheme = payment_scheme

@@ -16,6 +16,7 @@ when it is idle or used up, or at `close_sessions()`, which returns the settleme
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 TeeTrust = Literal["registry", "gateway", "off"]
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _TOOL_CHOICES = {"auto", "none", "required"}
+_MAX_TOKENS = 1_000_000  # what gateways accept; more is always a mistake
 _GET_ACTIVE_TEES_SIGNATURE = "getActiveTEEs(uint8)"
 _TEE_INFO = "(address,address,string,bytes,bytes,bytes32,uint8,bool,uint256,uint256)"
 _ALLOWANCE = bytes.fromhex("dd62ed3e")  # allowance(address,address)
@@ -109,13 +111,32 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
                                     hint=f"use one of {sorted(_ROLES)}")
         if message.get("role") == "tool" and not message.get("tool_call_id"):
             raise InvalidInputError(f"messages[{i}] is a tool result without tool_call_id")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise InvalidInputError(f"messages[{i}] content must be text or a list of content parts, "
+                                    f"got {type(content).__name__}")
+        calls = message.get("tool_calls")
+        if calls is not None and (not isinstance(calls, list) or not all(
+                isinstance(c, Mapping) and isinstance(c.get("function"), Mapping) for c in calls)):
+            raise InvalidInputError(f"messages[{i}] tool_calls must be a list of "
+                                    "{'id', 'type': 'function', 'function': {'name', 'arguments'}} dicts")
         out.append(dict(message))
     return out
 
 
+def _check_json(body: dict[str, Any]) -> dict[str, Any]:
+    """The body must be plain JSON (no NaN, no odd keys), or it could not be sent or hashed."""
+    try:
+        json.dumps(body, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"the request cannot be sent as JSON: {exc}",
+                                hint="use only strings, numbers, lists and dicts with string keys") from exc
+    return body
+
+
 def _check_common(max_tokens: Any, temperature: Any, stop: Any) -> list[str] | None:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-        raise InvalidInputError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 < max_tokens <= _MAX_TOKENS:
+        raise InvalidInputError(f"max_tokens must be an integer from 1 to {_MAX_TOKENS}, got {max_tokens!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise InvalidInputError(f"temperature must be a number from 0 to 2, got {temperature!r}")
     if stop is None:
@@ -172,7 +193,7 @@ def chat_body(model: TEE_LLM | str, messages: Any, *, max_tokens: int = 100, sto
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return body
+    return _check_json(body)
 
 
 def completion_body(model: TEE_LLM | str, prompt: Any, *, max_tokens: int = 100, stop_sequence: Any = None,
@@ -185,7 +206,7 @@ def completion_body(model: TEE_LLM | str, prompt: Any, *, max_tokens: int = 100,
                             "temperature": float(temperature)}
     if stops:
         body["stop"] = stops
-    return body
+    return _check_json(body)
 
 
 def opg_to_base_units(amount: Any) -> int:
@@ -515,7 +536,7 @@ class LLM:
         choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
         finish = choice.get("finish_reason")
         if call.kind == "chat":
-            message = dict(choice.get("message") or {})
+            message = self._signed_part(dict(choice.get("message") or {}), finish)
             message.setdefault("role", "assistant")
             text = output_text(message.get("content"), message.get("tool_calls"), finish)
             output = TextGenerationOutput(chat_output=message, finish_reason=finish)
@@ -537,6 +558,7 @@ class LLM:
             message: dict[str, Any] = {"role": "assistant", "content": assembled.text}
             if calls:
                 message["tool_calls"] = calls
+            message = self._signed_part(message, assembled.finish_reason)
             output = TextGenerationOutput(chat_output=message, finish_reason=assembled.finish_reason,
                                           usage=assembled.usage, model=assembled.model, id=assembled.id)
             text = output_text(assembled.text, calls, assembled.finish_reason)
@@ -544,6 +566,22 @@ class LLM:
             return output
 
         return finish
+
+    def _signed_part(self, message: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        """Keep only what the enclave signs: tool calls when it called tools, else the text.
+
+        The output hash covers the tool calls only when `finish_reason` is "tool_calls", and the text
+        otherwise; anything else in the message could have been added on the way, so it is refused
+        (tool calls an agent might run) or dropped (text beside tool calls).
+        """
+        if self._tee_trust == "off" and self._pinned_key is None:
+            return message
+        if message.get("tool_calls") and finish != "tool_calls":
+            raise VerificationError("the response carries tool calls that the enclave did not sign "
+                                    f"(finish_reason is {finish!r}, not 'tool_calls')")
+        if finish == "tool_calls" and message.get("tool_calls") and message.get("content"):
+            return {**message, "content": None}
+        return message
 
     def _finish(self, output: TextGenerationOutput, call: _Call, payment: SignedPayment | None,
                 receipt: dict[str, Any] | None, fields: Mapping[str, Any], text: str) -> None:

@@ -324,11 +324,6 @@ def test_any_method_and_path_is_below_500(quiet: Quiet, method: str, path: str, 
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (opengradient/devnet/llm/gateway.py, _validate_chat): an assistant message whose tool_calls is not "
-    "a list of objects (a string, a list of strings, a call whose function is not an object) passes "
-    "validation and crashes canonical_chat_request/normalize_tool_calls with AttributeError: the gateway "
-    "answers 500 instead of 400"))
 @pytest.mark.parametrize("tool_calls", ["x", ["x"], [{"function": 5}], [{"id": "a", "function": "f"}]])
 def test_malformed_tool_calls_in_messages_are_a_400(quiet: Quiet, tool_calls: Any) -> None:
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"},

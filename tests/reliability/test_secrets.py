@@ -399,10 +399,6 @@ def test_cassettes_carry_no_payment_authorization() -> None:
             assert not (isinstance(payload, dict) and payload.get("signature")), f"a signed payment in {path.name}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (opengradient/client/llm.py, LLM.__init__ via TeeKey.from_pem; opengradient/client/client.py): a "
-    "tee_public_key that is not a PEM public key raises cryptography's bare ValueError, and only at the "
-    "first use of client.llm; it should be a ConfigurationError from og.Client(...)"))
 def test_bad_pinned_tee_key_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         og.Client("0x" + "11" * 32, tee_public_key="not a PEM key").llm  # noqa: B018 - the property builds LLM

@@ -364,11 +364,6 @@ def test_unsigned_fields_are_not_covered_by_the_signature(tamper: tuple[og.Clien
     transport.mutate = None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (opengradient/client/llm.py, LLM._complete_flow and _stream_finisher): tool_calls added to a "
-    "text answer (finish_reason 'stop') are not covered by the output hash (output_text() hashes the "
-    "text unless finish_reason == 'tool_calls') yet are returned in chat_output with tee_verified=True; "
-    "an agent would run a tool call the enclave never signed"))
 def test_tool_calls_injected_into_a_text_answer_are_rejected(tamper: tuple[og.Client, MutatingTransport]) -> None:
     client, transport = tamper
 
@@ -384,10 +379,6 @@ def test_tool_calls_injected_into_a_text_answer_are_rejected(tamper: tuple[og.Cl
         transport.mutate = None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (opengradient/client/llm.py, LLM._complete_flow): text added to a tool-call answer "
-    "(finish_reason 'tool_calls') is not covered by the output hash (only the tool calls are) yet is "
-    "returned as chat_output['content'] with tee_verified=True"))
 def test_content_injected_into_a_tool_call_answer_is_not_passed_off_as_verified(
         tamper: tuple[og.Client, MutatingTransport]) -> None:
     client, transport = tamper
@@ -589,10 +580,6 @@ def test_every_mutation_of_a_streamed_tool_call_is_rejected(tamper: tuple[og.Cli
     assert not accepted, f"stream tool-call mutations not rejected: {accepted}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (opengradient/client/llm.py, LLM._stream_finisher): tool-call deltas injected into a text stream "
-    "(finish_reason 'stop') are not covered by the output hash and come back in result.chat_output with "
-    "tee_verified=True"))
 def test_tool_calls_injected_into_a_text_stream_are_rejected(tamper: tuple[og.Client, MutatingTransport]) -> None:
     client, transport = tamper
     forged = {"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"tool_calls": [

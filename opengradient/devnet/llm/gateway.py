@@ -198,6 +198,11 @@ def _validate_chat(body: Any) -> dict[str, Any]:
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
             raise _BadRequestError(f"messages[{i}].content must be a string, a list of parts or null")
+        calls = message.get("tool_calls")
+        if calls is not None and (not isinstance(calls, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls)):
+            raise _BadRequestError(f"messages[{i}].tool_calls must be a list of "
+                                   "{'id', 'type': 'function', 'function': {'name', 'arguments'}} objects")
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
