@@ -242,3 +242,52 @@ def test_payer_refuses_before_signing() -> None:
     assert payer.sign_cached("k") is None
     cached = replace(NET)
     assert cached == NET
+
+
+def test_cut_paid_stream_is_reopened_with_the_same_payment_and_resumes() -> None:
+    """A paid stream cut mid-way is resent with the same PAYMENT-SIGNATURE; chunks are not repeated."""
+    import httpx
+
+    from opengradient.client.llm import TextGenerationStream
+
+    with og.devnet.start() as net:
+        inner = net._bridge.transport
+        cut_at: list[int] = []
+        signatures: list[str] = []
+
+        class _Cut(httpx.SyncByteStream):
+            def __init__(self, stream: Any, limit: int) -> None:
+                self.stream, self.limit = stream, limit
+
+            def __iter__(self) -> Any:
+                sent = 0
+                for piece in self.stream:
+                    if sent + len(piece) > self.limit:
+                        yield piece[: self.limit - sent]
+                        raise httpx.ReadError("connection cut by the test")
+                    sent += len(piece)
+                    yield piece
+
+        class _Transport(httpx.BaseTransport):
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                response = inner.handle_request(request)
+                signature = request.headers.get("payment-signature")
+                if signature and request.url.path.endswith("/chat/completions"):
+                    signatures.append(signature)
+                    if cut_at and response.status_code == 200:
+                        return httpx.Response(200, headers=response.headers,
+                                              stream=_Cut(response.stream, cut_at.pop()))
+                return response
+
+        client = net.new_client(transport=_Transport())
+        messages = [{"role": "user", "content": "resume this answer"}]
+        reference = client.llm.chat("gpt-4o", messages, max_tokens=40)
+        for limit in (120, 400, 901):
+            signatures.clear()
+            cut_at.append(limit)
+            stream = client.llm.chat("gpt-4o", messages, max_tokens=40, stream=True)
+            assert isinstance(stream, TextGenerationStream)
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+            assert reference.chat_output is not None and text == reference.chat_output["content"]
+            assert stream.result is not None and stream.result.tee_verified
+            assert len(signatures) == 2 and len(set(signatures)) == 1  # reopened once, same payment

@@ -17,7 +17,7 @@ when it is idle or used up, or at `close_sessions()`, which returns the settleme
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -49,7 +49,7 @@ from opengradient.client.tee import (
     request_hash,
     verify_tee_signature,
 )
-from opengradient.errors import InvalidInputError, PaymentRequiredError, VerificationError
+from opengradient.errors import InvalidInputError, NetworkError, PaymentRequiredError, VerificationError
 from opengradient.proof import Proof
 from opengradient.types import (
     TEE_LLM,
@@ -297,7 +297,9 @@ class LLM:
                                x402_settlement_mode, stream, response_format)
         if stream:
             response, payment = self._sync.run(self._open_flow(call, stream=True))
-            return TextGenerationStream(response, self._stream_finisher(call, payment))
+            reopen = (lambda: self._sync.run(self._reopen_flow(call, payment))) if payment is not None else None
+            return TextGenerationStream(response, self._stream_finisher(call, payment), reopen=reopen,
+                                        retries=self._sync.max_retries)
         return self._sync.run(self._complete_flow(call))
 
     @overload
@@ -327,7 +329,9 @@ class LLM:
                                x402_settlement_mode, stream, response_format)
         if stream:
             response, payment = await self._async.run(self._open_flow(call, stream=True))
-            return AsyncTextGenerationStream(response, self._stream_finisher(call, payment))
+            areopen = (lambda: self._async.run(self._reopen_flow(call, payment))) if payment is not None else None
+            return AsyncTextGenerationStream(response, self._stream_finisher(call, payment), reopen=areopen,
+                                             retries=self._async.max_retries)
         return await self._async.run(self._complete_flow(call))
 
     def completion(self, model: TEE_LLM | str, prompt: str, max_tokens: int = 100,
@@ -474,6 +478,14 @@ class LLM:
         raise_for_status(response)
         yield from self._trusted_keys_flow(response)
         return response, payment
+
+    def _reopen_flow(self, call: _Call, payment: SignedPayment) -> Flow[httpx.Response]:
+        """Resend a paid stream with the same payment: the gateway replays it without charging again."""
+        response = yield self._send(call, payment, True)
+        if response.status_code == 402:
+            raise declined(response, None)
+        raise_for_status(response)
+        return response
 
     def _sign_flow(self, offer: dict[str, Any]) -> Flow[SignedPayment]:
         """Sign a payment for `offer`; an upto one only once the Permit2 allowance covers its cap."""
@@ -693,33 +705,71 @@ def _response_tee_id(response: httpx.Response) -> str | None:
     return str(value).lower() if value else None
 
 
+class _Replay:
+    """Counts stream events so a reopened stream (a byte-identical replay) skips what was yielded."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.seen = 0
+
+    def restart(self) -> None:
+        self.seen = 0
+
+    def fresh(self) -> bool:
+        """Note one more event of the current connection; True if the caller has not had it yet."""
+        self.seen += 1
+        if self.seen <= self.delivered:
+            return False
+        self.delivered += 1
+        return True
+
+
 class TextGenerationStream:
-    """A streamed answer: iterate for `StreamChunk`s; afterwards `result` holds the verified output."""
+    """A streamed answer: iterate for `StreamChunk`s; afterwards `result` holds the verified output.
+
+    A paid stream cut mid-way is reopened with the same payment (at most `retries` times): the
+    gateway replays the stored stream without charging again, and chunks already yielded are skipped.
+    """
 
     def __init__(self, response: httpx.Response,
-                 finish: Callable[[httpx.Response, StreamAssembler], TextGenerationOutput]) -> None:
+                 finish: Callable[[httpx.Response, StreamAssembler], TextGenerationOutput], *,
+                 reopen: Callable[[], httpx.Response] | None = None, retries: int = 0) -> None:
         self._response = response
         self._finish = finish
+        self._reopen = reopen
+        self._retries = retries
         self._assembler = StreamAssembler()
         self.result: TextGenerationOutput | None = None
 
     def __iter__(self) -> Iterator[StreamChunk]:
-        decoder = SSEDecoder()
+        replay, attempts = _Replay(), 0
         try:
-            with transport_errors("reading the stream"):
-                for line in self._response.iter_lines():
-                    yield from self._events(decoder.feed(line))
-                    if self._assembler.done:
-                        break
-                yield from self._events(decoder.flush())
+            while True:
+                try:
+                    yield from self._read(replay)
+                    break
+                except NetworkError:
+                    self._response.close()
+                    if self._reopen is None or attempts >= self._retries:
+                        raise
+                    attempts += 1
+                    replay.restart()
+                    self._response = self._reopen()
         finally:
             self._response.close()
         self.result = self._finish(self._response, self._assembler)
 
-    def _events(self, data: str | None) -> Iterator[StreamChunk]:
-        if data is not None:
-            chunk = self._assembler.chunk(data)
-            if chunk is not None:
+    def _read(self, replay: _Replay) -> Iterator[StreamChunk]:
+        decoder = SSEDecoder()
+        with transport_errors("reading the stream"):
+            for line in self._response.iter_lines():
+                data = decoder.feed(line)
+                if data is not None and replay.fresh() and (chunk := self._assembler.chunk(data)) is not None:
+                    yield chunk
+                if self._assembler.done:
+                    return
+            data = decoder.flush()
+            if data is not None and replay.fresh() and (chunk := self._assembler.chunk(data)) is not None:
                 yield chunk
 
     def close(self) -> None:
@@ -737,28 +787,46 @@ class AsyncTextGenerationStream:
     """Async twin of `TextGenerationStream`."""
 
     def __init__(self, response: httpx.Response,
-                 finish: Callable[[httpx.Response, StreamAssembler], TextGenerationOutput]) -> None:
+                 finish: Callable[[httpx.Response, StreamAssembler], TextGenerationOutput], *,
+                 reopen: Callable[[], Awaitable[httpx.Response]] | None = None, retries: int = 0) -> None:
         self._response = response
         self._finish = finish
+        self._reopen = reopen
+        self._retries = retries
         self._assembler = StreamAssembler()
         self.result: TextGenerationOutput | None = None
 
     async def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        decoder = SSEDecoder()
+        replay, attempts = _Replay(), 0
         try:
-            with transport_errors("reading the stream"):
-                async for line in self._response.aiter_lines():
-                    data = decoder.feed(line)
-                    if data is not None and (chunk := self._assembler.chunk(data)) is not None:
+            while True:
+                try:
+                    async for chunk in self._read(replay):
                         yield chunk
-                    if self._assembler.done:
-                        break
-                data = decoder.flush()
-                if data is not None and (chunk := self._assembler.chunk(data)) is not None:
-                    yield chunk
+                    break
+                except NetworkError:
+                    await self._response.aclose()
+                    if self._reopen is None or attempts >= self._retries:
+                        raise
+                    attempts += 1
+                    replay.restart()
+                    self._response = await self._reopen()
         finally:
             await self._response.aclose()
         self.result = self._finish(self._response, self._assembler)
+
+    async def _read(self, replay: _Replay) -> AsyncIterator[StreamChunk]:
+        decoder = SSEDecoder()
+        with transport_errors("reading the stream"):
+            async for line in self._response.aiter_lines():
+                data = decoder.feed(line)
+                if data is not None and replay.fresh() and (chunk := self._assembler.chunk(data)) is not None:
+                    yield chunk
+                if self._assembler.done:
+                    return
+            data = decoder.flush()
+            if data is not None and replay.fresh() and (chunk := self._assembler.chunk(data)) is not None:
+                yield chunk
 
     async def aclose(self) -> None:
         """Stop reading and free the connection."""

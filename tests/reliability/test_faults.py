@@ -246,19 +246,23 @@ def test_stream_cut_mid_way_is_a_typed_error_and_charges_once(devnet_http: Devne
 
     stream = client.llm.chat(MODEL, messages(f"mid {fraction} again"), max_tokens=40, stream=True)
     assert isinstance(stream, TextGenerationStream)
-    with pytest.raises(NetworkError):
+    try:  # the SDK reopens the stream with the same payment; either way nothing unverified is handed out
         list(stream)
-    assert stream.result is None  # nothing unverified is handed out
+    except og.OpenGradientError:
+        assert stream.result is None
+    else:
+        assert stream.result is not None and stream.result.tee_verified
     proxy.drain()
     assert len(ledger.since_start(_payer(devnet_http).address)) == 1  # paid once, never twice
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (opengradient/client/llm.py, TextGenerationStream.__iter__/AsyncTextGenerationStream.__aiter__): "
-    "a paid stream cut mid-way raises NetworkError and the answer is lost although it was paid; the "
-    "gateway finishes and stores the stream for a replay with the same authorization, but the SDK never "
-    "resends its PAYMENT-SIGNATURE, and a user's own retry signs (and pays) a new one"))
+@pytest.mark.xfail(strict=False, reason=(
+    "OPEN: the SDK now reopens a cut paid stream with the same PAYMENT-SIGNATURE and skips the events it "
+    "already yielded (tests/test_llm_unit.py covers it in-process), and it charges once; over the TCP "
+    "proxy the reopened text still differs from the reference in its last token — suspected race between "
+    "the gateway finishing the disconnected stream in the background and serving the replay "
+    "(opengradient/devnet/llm/gateway.py); it fails about 2 runs in 5; investigate before removing this marker"))
 def test_stream_cut_mid_way_resumes_with_the_same_payment(devnet_http: Devnet, proxy: FaultProxy) -> None:
     client = llm_client(devnet_http, proxy)
     warm(client, proxy, 40)
@@ -288,9 +292,13 @@ async def test_async_stream_cut_mid_way_charges_once(devnet_http: Devnet, proxy:
 
     stream = await client.llm.achat(MODEL, messages("async mid"), max_tokens=40, stream=True)
     assert isinstance(stream, AsyncTextGenerationStream)
-    with pytest.raises(NetworkError):
+    try:  # reopened with the same payment; either way nothing unverified is handed out
         async for _ in stream:
             pass
+    except og.OpenGradientError:
+        assert stream.result is None
+    else:
+        assert stream.result is not None and stream.result.tee_verified
     await asyncio.to_thread(proxy.drain)
     assert len(ledger.since_start(_payer(devnet_http).address)) == 1
     await client.aclose()
