@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench contracts models
+.PHONY: demo test bench report contracts models
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ test: $(STAMP) node_modules/.installed
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Every benchmark of DESIGN.md's targets as one table (median, same-run baseline, ratio, target, met).
+report: $(STAMP)
+	$(BIN)/python -m bench.report
+
 contracts: node_modules/.installed
 	$(BIN)/python scripts/compile_contracts.py
+	$(BIN)/python -m opengradient.devnet.zkml.build
 
 models: $(STAMP)
 	$(BIN)/python -m opengradient.devnet.models.build
