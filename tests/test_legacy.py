@@ -176,7 +176,7 @@ def test_settlement_alias() -> None:
     ({"messages": []}, "non-empty list"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "role"),
     ({"max_tokens": 0}, "max_tokens"),
-    ({"max_tokens": 2**32}, "uint32"),
+    ({"max_tokens": 2**32}, "max_tokens"),
     ({"temperature": 3}, "temperature"),
     ({"tools": [{"type": "function"}]}, "tools"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, "text only"),
