@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 import opengradient
-from opengradient import config
+from opengradient import bounded_json, config
+from opengradient.bounded_json import response_json
 
 if TYPE_CHECKING:
     from opengradient.client import Client
@@ -83,7 +84,7 @@ def _devnet_defaults(url: str) -> dict[str, str]:
     import httpx
 
     try:
-        info = httpx.get(url.rstrip("/") + "/", timeout=10.0).json()
+        info = response_json(httpx.get(url.rstrip("/") + "/", timeout=10.0))
         hub, twins = info.get("model_hub") or {}, info.get("twins") or {}
         found = {"email": hub.get("email"), "password": hub.get("password"), "twins_api_key": twins.get("api_key")}
     except (httpx.HTTPError, ValueError, AttributeError):
@@ -246,7 +247,7 @@ def _json_option(value: str | None, file: Path | None, what: str) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return bounded_json.loads(text)
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"{what} is not valid JSON: {exc}") from exc
 
@@ -380,7 +381,7 @@ def chat(settings: _Settings, model: str, messages: str | None, messages_file: P
 def verify(settings: _Settings, file: Path) -> None:
     """Verify a proof saved as JSON (or a saved `--json` response holding a `proof`)."""
     try:
-        data = json.loads(file.read_text())
+        data = bounded_json.loads(file.read_text())
     except ValueError as exc:
         raise click.UsageError(f"{file} is not valid JSON: {exc}") from exc
     if isinstance(data, dict) and isinstance(data.get("proof"), dict):
@@ -423,7 +424,9 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8645, show_default=True, help="Port (0 picks a free one).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Keep uploaded models here (default: a temporary directory).")
+              help="Keep the Model Hub here across restarts: model files and the hub's index (users, "
+                   "models, versions, file listings). Chains, balances, upto sessions, workflows and "
+                   "sign-in tokens start afresh each time. Default: a temporary directory.")
 @pass_settings
 def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None) -> None:
     """Serve the devnet over HTTP until interrupted."""
@@ -433,7 +436,7 @@ def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None) -
         _fail(f"the devnet needs extra packages ({exc.name} is missing): pip install 'opengradient[devnet]'")
     try:
         net = start(http=True, host=host, port=port, data_dir=data_dir)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         _fail(f"could not start the devnet on {host}:{port}: {exc}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from opengradient import bounded_json
 from opengradient.errors import ConfigurationError
 
 KEYS = ("private_key", "alpha_private_key", "email", "password", "twins_api_key", "network", "devnet_url")
@@ -33,7 +34,7 @@ def config_path() -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = bounded_json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:

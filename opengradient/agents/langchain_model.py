@@ -50,6 +50,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from opengradient import bounded_json
 from opengradient.agents._errors import langchain_errors
 from opengradient.errors import ConfigurationError, InvalidInputError
 from opengradient.types import TEE_LLM, StreamChunk, TextGenerationOutput, x402SettlementMode
@@ -532,7 +533,7 @@ def _parse_tool_calls(raw_calls: Any) -> tuple[list[Any], list[Any]]:
         function = raw.get("function") or {}
         name, arguments, call_id = function.get("name") or "", function.get("arguments") or "", raw.get("id")
         try:
-            args = json.loads(arguments) if arguments.strip() else {}
+            args = bounded_json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as exc:
             invalid.append(invalid_tool_call(name=name, args=arguments, id=call_id, error=str(exc)))
             continue

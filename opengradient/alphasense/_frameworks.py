@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-import json
 from typing import TYPE_CHECKING, Any
 
+from opengradient import bounded_json
 from opengradient.alphasense._core import refusal_message, validation_message
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def openai_agents_tool(core: _ToolCore) -> Any:
 
     async def on_invoke_tool(context: Any, arguments: str) -> str:
         try:
-            args = json.loads(arguments) if arguments and arguments.strip() else {}
+            args = bounded_json.loads(arguments) if arguments and arguments.strip() else {}
         except ValueError:
             return refusal_message(core.name, f"the arguments are not valid JSON: {arguments[:200]!r}")
         if not isinstance(args, dict):

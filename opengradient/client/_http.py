@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from opengradient.bounded_json import response_json
 from opengradient.errors import (
     AuthenticationError,
     ConflictError,
@@ -85,7 +86,7 @@ def transport_errors(what: str) -> Iterator[None]:
 def error_message(response: httpx.Response) -> tuple[str, Any]:
     """The server's own explanation of an error response, and the parsed body."""
     try:
-        body: Any = response.json()
+        body: Any = response_json(response)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         text = response.text.strip()
         return (text[:500] or response.reason_phrase or "no message"), text

@@ -9,11 +9,11 @@ input that does not fit fails with the chain's revert reason and no transaction 
 from __future__ import annotations
 
 import base64
-import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from opengradient import bounded_json
 from opengradient.client.abi import (
     INFERENCE_RESULT_TOPIC,
     MODEL_INFERENCE_ARGS,
@@ -151,7 +151,7 @@ def parse_api_result(body: Any) -> tuple[Any, ...]:
     """Decode `GET …/inference/tx/{id}`: base64 JSON whose nested `model_output` is the result."""
     try:
         encoded = body["inference_results"][0]
-        document = json.loads(base64.b64decode(encoded))
+        document = bounded_json.loads(base64.b64decode(encoded))
         found = _find_model_output(document)
         if found is None:
             raise KeyError("model_output")

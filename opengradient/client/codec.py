@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from opengradient import bounded_json
 from opengradient.errors import InferenceError, InvalidInputError, OpenGradientError
 
 if TYPE_CHECKING:
@@ -728,7 +729,7 @@ def _json_value(text: Any, np: Any) -> Any:
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8", "replace")
     try:
-        parsed = json.loads(text)
+        parsed = bounded_json.loads(text)
     except (TypeError, ValueError):
         parsed = text
     if isinstance(parsed, list):
@@ -792,7 +793,7 @@ def _decode_output(output: Any, exact: bool) -> dict[str, Any]:
 
 def _json_shape(text: Any) -> list[int] | None:
     try:
-        shape = json.loads(text)
+        shape = bounded_json.loads(text)
     except (TypeError, ValueError):
         return None
     if isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape):

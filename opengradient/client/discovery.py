@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from opengradient.bounded_json import response_json
 from opengradient.client._http import raise_for_status, transport_errors
 from opengradient.errors import ConfigurationError
 from opengradient.networks import Network, devnet_network
@@ -16,7 +17,7 @@ def network_from_devnet(url: str, *, timeout: float = 10.0) -> Network:
         response = httpx.get(base + "/", timeout=timeout)
     raise_for_status(response, hint="is `opengradient devnet up` running there?")
     try:
-        info = response.json()
+        info = response_json(response)
         return devnet_network(base, opg_token=info["payments"]["opg_token"],
                               payments_chain_id=int(info["payments"]["chain_id"]),
                               alpha_chain_id=int(info["alpha"]["chain_id"]),

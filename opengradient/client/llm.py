@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
 
+from opengradient.bounded_json import response_json
 from opengradient.client._http import raise_for_status, transport_errors
 from opengradient.client.chain import AsyncDriver, Flow, HttpSend, Rpc, SendTx, SyncDriver, wait_for_receipt
 from opengradient.client.payments import (
@@ -536,13 +537,13 @@ class LLM:
                 results.append({"session": session.id, "status": "unknown", "transaction": None})
                 continue
             raise_for_status(reply)
-            results.append(dict(reply.json()))
+            results.append(dict(response_json(reply)))
         return results
 
     def _complete_flow(self, call: _Call) -> Flow[TextGenerationOutput]:
         response, payment = yield from self._open_flow(call, stream=False)
         try:
-            data = response.json()
+            data = response_json(response)
         except ValueError as exc:
             raise VerificationError(f"the gateway sent a body that is not JSON: {response.text[:200]!r}") from exc
         choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
@@ -641,7 +642,7 @@ class LLM:
         url = f"{self._network.llm_server_url.rstrip('/')}/signing-key"
         reply = yield HttpSend("GET", url, {}, None, False)
         raise_for_status(reply)
-        key = TeeKey.from_pem(reply.json()["public_key"])
+        key = TeeKey.from_pem(response_json(reply)["public_key"])
         self._keys[key.tee_id.lower()] = key
 
     def _key_for(self, tee_id: Any) -> TeeKey:
@@ -699,7 +700,7 @@ def _response_tee_id(response: httpx.Response) -> str | None:
     if response.is_stream_consumed or not response.headers.get("content-type", "").startswith("application/json"):
         return None
     try:
-        value = response.json().get("tee_id")
+        value = response_json(response).get("tee_id")
     except (ValueError, AttributeError, httpx.ResponseNotRead):
         return None
     return str(value).lower() if value else None

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from opengradient.bounded_json import response_json
 from opengradient.client._http import HttpCore, raise_for_status, transport_errors
 from opengradient.errors import (
     AuthenticationError,
@@ -440,7 +441,7 @@ def _readable_file(model_path: str | os.PathLike[str]) -> tuple[Path, int]:
 
 def _json(response: httpx.Response, what: str) -> Any:
     try:
-        return response.json()
+        return response_json(response)
     except ValueError:
         raise OpenGradientError(f"the Model Hub's {what} answer is not JSON "
                                 f"(HTTP {response.status_code})") from None
@@ -459,8 +460,10 @@ def _public_url(response: httpx.Response) -> str:
 
 
 def _hint(status: int) -> str | None:
-    if status in (401, 403):
+    if status == 401:
         return "the hub refused a freshly issued token; check that the account may use the hub"
+    if status == 403:
+        return "only a model's owner can change it: sign in as its owner, or create a model of your own"
     if status == 404:
         return "check the model name and version (create them with create_model/create_version)"
     if status == 409:
@@ -471,7 +474,7 @@ def _hint(status: int) -> str | None:
 def _auth_failure(response: httpx.Response) -> HTTPStatusError:
     """Sign-in errors: Firebase answers 400 with a code such as INVALID_PASSWORD."""
     try:
-        body: Any = response.json()
+        body: Any = response_json(response)
         message = str(body["error"]["message"])
     except (ValueError, KeyError, TypeError):
         body, message = None, response.reason_phrase or "sign-in failed"

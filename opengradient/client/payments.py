@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from opengradient import bounded_json
+from opengradient.bounded_json import response_json
 from opengradient.errors import PaymentDeclinedError, PaymentRequiredError, SpendCapExceededError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ DEFAULT_MAX_PAYMENT = 5 * 10**16
 def decode_b64_json(value: str) -> Any:
     """Decode the base64 JSON of an x402 header."""
     try:
-        return json.loads(base64.b64decode(value))
+        return bounded_json.loads(base64.b64decode(value))
     except (binascii.Error, ValueError) as exc:
         raise PaymentRequiredError(f"the server sent an unreadable x402 header: {exc}") from exc
 
@@ -62,7 +63,7 @@ def payment_required_of(response: httpx.Response) -> dict[str, Any]:
         document = decode_b64_json(header)
     else:
         try:
-            document = response.json()
+            document = response_json(response)
         except ValueError:
             document = None
     if not isinstance(document, dict) or not document.get("accepts"):

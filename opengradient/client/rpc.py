@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from opengradient.bounded_json import response_json
 from opengradient.client._http import HttpCore, raise_for_status, transport_errors
 from opengradient.errors import ContractRevertError, ModelNotFoundError, RPCError
 
@@ -60,7 +61,7 @@ def _payload(method: str, params: list[Any]) -> dict[str, Any]:
 def _result(response: httpx.Response, method: str) -> Any:
     raise_for_status(response, hint=f"JSON-RPC {method} failed at the HTTP level")
     try:
-        body = response.json()
+        body = response_json(response)
     except ValueError as exc:
         raise RPCError(f"{method}: the node sent a body that is not JSON") from exc
     if not isinstance(body, dict):

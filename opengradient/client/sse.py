@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from opengradient import bounded_json
 from opengradient.errors import InferenceError, VerificationError
 from opengradient.types import StreamChoice, StreamChunk, StreamDelta, ToolCallDelta, Usage
 
@@ -70,7 +71,7 @@ class StreamAssembler:
             self.done = True
             return None
         try:
-            event = json.loads(data)
+            event = bounded_json.loads(data)
         except json.JSONDecodeError as exc:
             raise InferenceError(f"the stream sent an event that is not JSON: {data[:120]!r}") from exc
         if not isinstance(event, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from opengradient.bounded_json import response_json
 from opengradient.client._http import raise_for_status, transport_errors
 from opengradient.client.llm import chat_body
 from opengradient.errors import ConfigurationError, InvalidInputError
@@ -51,7 +52,7 @@ class Twins:
         with transport_errors(f"POST {url}"):
             response = self._http.sync.post(url, json=body, headers=headers)
         raise_for_status(response)
-        return self._output(response.json())
+        return self._output(response_json(response))
 
     async def achat(self, twin_id: str, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
                     temperature: float | None = None, max_tokens: int | None = None) -> TextGenerationOutput:
@@ -60,7 +61,7 @@ class Twins:
         with transport_errors(f"POST {url}"):
             response = await self._http.async_.post(url, json=body, headers=headers)
         raise_for_status(response)
-        return self._output(response.json())
+        return self._output(response_json(response))
 
     def __repr__(self) -> str:
         return f"Twins(base_url={self._base_url!r})"

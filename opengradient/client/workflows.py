@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from opengradient import bounded_json
 from opengradient.client.chain import Flow, Rpc, SendTx, wait_for_receipt
 from opengradient.client.codec import MODEL_OUTPUT, decode_model_output
 from opengradient.client.rpc import revert_error
@@ -204,7 +205,7 @@ def model_output_from_abi(output: Any) -> ModelOutput:
         if name in decoded and name not in number_names and name not in string_names \
                 and name not in json_values:
             try:
-                json_values[name] = json.loads(text)
+                json_values[name] = bounded_json.loads(text)
             except ValueError:
                 json_values[name] = text
     return ModelOutput(

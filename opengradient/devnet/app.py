@@ -5,6 +5,7 @@ Routes: `POST /rpc/alpha` and `POST /rpc/payments` (Ethereum JSON-RPC), `/api/v0
 results), the LLM gateway (`/v1/chat/completions`, `/v1/completions`, `/signing-key`,
 `/enclave/attestation`, `/facilitator/…`), the twins API (`/twins/api/v1/…`), ZKML proofs and
 keys (`GET /zkml/proof/{inference_id}`, `GET /zkml/vk/{model_cid}`), `GET /` (what is running).
+Every request body is held to its route's size limit first (`opengradient.devnet.limits`).
 The same app is served by uvicorn over HTTP and reached in-process through `ASGIBridge`.
 """
 
@@ -23,6 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opengradient.devnet.http_errors import JSON_ERRORS
+from opengradient.devnet.limits import BodyLimits
 
 if TYPE_CHECKING:
     from opengradient.devnet.chain import DevChain
@@ -118,4 +120,4 @@ def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
         Mount("/api/v0", hub.hub_app()),
         Mount("/auth/v1", hub.auth_app()),
     ])
-    return AccessLog(app)
+    return AccessLog(BodyLimits(app))

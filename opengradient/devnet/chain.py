@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -38,9 +37,13 @@ from eth_typing import Address
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from eth_utils.exceptions import ValidationError as EthValidationError
 
+from opengradient import bounded_json
+
 __all__ = [
     "DevChain",
+    "MAX_DEFERRED_WORK",
     "PrecompileCall",
+    "PrecompileDeferred",
     "PrecompileFn",
     "PrecompileResult",
     "PrecompileRevert",
@@ -60,6 +63,8 @@ GAS_ESTIMATE_MARGIN_DEN = 4
 GAS_ESTIMATE_MIN_MARGIN = 5_000  # absolute floor on the margin for cheap calls
 TX_BASE_GAS = 21_000
 MAX_LOG_TOPICS = 4
+#: Precompile calls of one request whose work may run outside the lock (a precompile refuses more).
+MAX_DEFERRED_WORK = 16
 MAX_JSON_DEPTH = 64  # JSON-RPC needs a handful of levels
 
 # Built-in precompile slots a custom precompile must not shadow (0x0100 is P256 on RIP-7212 chains).
@@ -93,7 +98,11 @@ def _now() -> int:
 
 @dataclass(frozen=True)
 class PrecompileCall:
-    """What a custom precompile sees of the EVM call that reached it."""
+    """What a custom precompile sees of the EVM call that reached it.
+
+    `gas_available` is the gas the call may still spend; `prepared` holds the results of work the
+    precompile deferred (`PrecompileDeferred`) during this request, by the key it gave.
+    """
 
     data: bytes
     caller: str
@@ -101,6 +110,8 @@ class PrecompileCall:
     block_number: int
     timestamp: int
     is_static: bool
+    gas_available: int = 0
+    prepared: Mapping[Hashable, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,11 +124,33 @@ class PrecompileResult:
 
 
 class PrecompileRevert(Exception):  # noqa: N818 (the name is the public interface)
-    """Raised by a precompile to revert; the chain ABI-encodes Error(string) so callers see the reason."""
+    """Raised by a precompile to revert; the chain ABI-encodes Error(string) so callers see the reason.
 
-    def __init__(self, reason: str) -> None:
+    `gas` is consumed before reverting (at most what is left): work done before the refusal — a
+    model that ran out of its time budget — is paid for, as any reverted computation pays.
+    """
+
+    def __init__(self, reason: str, *, gas: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.gas = gas
+
+
+class PrecompileDeferred(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by a precompile whose work must not run under the chain's lock (a model run).
+
+    The chain abandons what it was executing (nothing of it is kept), runs `work()` without the
+    lock — other requests are served meanwhile — and executes the request again from the start;
+    this time the precompile finds `work()`'s result in `PrecompileCall.prepared[key]`. `work`
+    must not raise: it returns what the precompile needs, failures included. Work must be a pure
+    function of the call (a model run on its input), so the second execution sees what the first
+    would have.
+    """
+
+    def __init__(self, key: Hashable, work: Callable[[], Any]) -> None:
+        super().__init__(f"deferred precompile work {key!r}")
+        self.key = key
+        self.work = work
 
 
 PrecompileFn = Callable[[PrecompileCall], PrecompileResult]
@@ -142,7 +175,8 @@ def decode_revert_reason(data: bytes) -> str | None:
 
 
 def _make_precompile(
-    address: bytes, fn: PrecompileFn, simulating: Callable[[], bool]
+    address: bytes, fn: PrecompileFn, simulating: Callable[[], bool],
+    prepared: Callable[[], Mapping[Hashable, Any]],
 ) -> Callable[[ComputationAPI], ComputationAPI]:
     """Adapt a PrecompileFn to py-evm's computation protocol.
 
@@ -160,6 +194,8 @@ def _make_precompile(
             block_number=computation.state.block_number,
             timestamp=computation.state.timestamp,
             is_static=bool(msg.is_static) or simulating(),
+            gas_available=computation.get_gas_remaining(),
+            prepared=prepared(),
         )
         try:
             result = fn(call)
@@ -176,7 +212,12 @@ def _make_precompile(
                 if any(len(t) > 32 for t in topics):
                     raise ValueError("a log topic is longer than 32 bytes")
                 entries.append((tuple(int.from_bytes(t, "big") for t in topics), bytes(data)))
+        except PrecompileDeferred:
+            raise  # out of py-evm (which only handles VMErrors) to the chain's request loop
         except PrecompileRevert as exc:
+            if exc.gas:
+                computation.consume_gas(min(exc.gas, computation.get_gas_remaining()),
+                                        reason=f"precompile {label} (reverted)")
             payload = encode_error_string(exc.reason)
             computation.output = payload
             raise Revert(payload) from None
@@ -480,6 +521,7 @@ class DevChain:
         self.name = name
         self._lock = threading.RLock()
         self._simulating = False
+        self._deferred = threading.local()  # results of deferred precompile work, per request
         self._filters: dict[str, dict[str, Any]] = {}
         self._next_filter = 1
 
@@ -488,7 +530,7 @@ class DevChain:
             canonical = to_canonical_address(addr)
             if canonical in _RESERVED_PRECOMPILES:
                 raise ValueError(f"{addr} is a built-in precompile address; pick another")
-            adapters[canonical] = _make_precompile(canonical, fn, self._is_simulating)
+            adapters[canonical] = _make_precompile(canonical, fn, self._is_simulating, self._prepared)
         self._precompile_addresses = frozenset(adapters)
 
         genesis: dict[bytes, dict[str, Any]] = {}
@@ -576,10 +618,8 @@ class DevChain:
     def rpc_bytes(self, body: bytes) -> bytes:
         """Same as :meth:`rpc` on raw JSON bytes; unparseable JSON yields -32700."""
         try:
-            if _json_too_deep(body):
-                raise ValueError(f"nesting deeper than {MAX_JSON_DEPTH} levels")
-            request = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            request = bounded_json.loads(body, max_depth=MAX_JSON_DEPTH)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError
             response: Any = _error_response(None, RpcError(-32700, f"parse error: {exc}"))
         else:
             if isinstance(request, (dict, list)):
@@ -626,6 +666,9 @@ class DevChain:
 
     def _is_simulating(self) -> bool:
         return self._simulating
+
+    def _prepared(self) -> Mapping[Hashable, Any]:
+        return getattr(self._deferred, "results", None) or {}
 
     def _head(self) -> BlockHeaderAPI:
         return self._blocks[-1].header
@@ -859,8 +902,7 @@ class DevChain:
         if not isinstance(params, list):
             return _error_response(req_id, RpcError(-32602, "invalid params: array expected"))
         try:
-            with self._lock:
-                result = handler(params)
+            result = self._locked(handler, params)
         except RpcError as exc:
             return _error_response(req_id, exc)
         except Exception as exc:  # never let a bug kill the node or the connection
@@ -868,6 +910,23 @@ class DevChain:
             return _error_response(req_id, RpcError(-32603, f"internal error: {type(exc).__name__}: {exc}"))
         # Receipts, transactions and logs are cached; in-process callers get their own copy.
         return {"jsonrpc": "2.0", "id": req_id, "result": _copy_json(result)}
+
+    def _locked(self, handler: Callable[[list[Any]], Any], params: list[Any]) -> Any:
+        """Run a handler under the lock; deferred precompile work runs between attempts, unlocked."""
+        results: dict[Hashable, Any] = {}
+        try:
+            for _ in range(MAX_DEFERRED_WORK + 1):
+                self._deferred.results = results
+                try:
+                    with self._lock:
+                        return handler(params)
+                except PrecompileDeferred as deferred:
+                    if deferred.key in results:
+                        raise RuntimeError(f"precompile work {deferred.key!r} was deferred twice") from None
+                    results[deferred.key] = deferred.work()
+            raise RpcError(-32000, f"one request may run at most {MAX_DEFERRED_WORK} deferred precompile calls")
+        finally:
+            self._deferred.results = None
 
     # ---- eth_* handlers ----------------------------------------------------------------------
 
@@ -1263,23 +1322,6 @@ class DevChain:
         self._bump_pending()
         self._mine([])
         return "0x0"
-
-
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_JSON_BRACKETS = re.compile(rb"[\[\]{}]")
-
-
-def _json_too_deep(body: bytes) -> bool:
-    """Reject absurd nesting before json.loads: py-evm raises the recursion limit to 100000 at
-    import, so a body of 100k '[' would overflow the C stack and kill the process."""
-    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
-        return False
-    depth = 0
-    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub(b"", body)):
-        depth += 1 if bracket in (b"[", b"{") else -1
-        if depth > MAX_JSON_DEPTH:
-            return True
-    return False
 
 
 def _validation_message(message: str) -> str:

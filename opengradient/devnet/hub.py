@@ -37,8 +37,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from opengradient import bounded_json
 from opengradient.client.model_hub import VERSION_PATTERN, model_name_problem
 from opengradient.devnet.http_errors import JSON_ERRORS
+from opengradient.devnet.limits import BodyTooLargeError
 
 logger = logging.getLogger("opengradient.devnet.hub")
 
@@ -50,6 +52,8 @@ DEV_PASSWORD = "devnet-password"
 _CID_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])
 _CID_PATTERN = re.compile(r"^b[a-z2-7]{58}$")
 _CHUNK = 1024 * 1024
+#: Version of the hub index file's layout (`HubService(index_path=…)`).
+_INDEX_FORMAT = 1
 
 
 def cid_from_sha256(digest: bytes) -> str:
@@ -304,6 +308,9 @@ def _logged(endpoint: Endpoint) -> Endpoint:
             response = await endpoint(request)
         except (_HubError, _AuthError) as exc:
             response = exc.response()
+        except HTTPException as exc:  # 413 from the body limits, raised while a body streams in
+            kind = "request_too_large" if exc.status_code == 413 else "invalid_request_error"
+            response = _HubError(exc.status_code, str(exc.detail), kind).response()
         except Exception:
             logger.exception("%s %s failed", request.method, request.url.path)
             response = _HubError(500, "internal error of the devnet hub (see its log)",
@@ -320,21 +327,29 @@ class HubService:
 
     `users` maps email to password; None gives the one development user (`DEV_EMAIL` /
     `DEV_PASSWORD`). `clock` decides token expiry and timestamps, so tests move time without
-    sleeping. State lives in memory (file bytes live in `store`) and is guarded by one lock.
+    sleeping. State lives in memory (file bytes live in `store`) and is guarded by one lock; with
+    `index_path` the users, models, versions and file listings are also kept in that file (written
+    atomically on every change, read back at start), so a restart finds them again. Sign-in
+    tokens are not kept: sign in again after a restart.
     """
 
     def __init__(self, store: ModelStore, *, users: dict[str, str] | None = None,
-                 token_ttl: int = 3600, clock: Callable[[], float] = time.time) -> None:
+                 token_ttl: int = 3600, clock: Callable[[], float] = time.time,
+                 index_path: Path | None = None) -> None:
         self.store = store
         self.token_ttl = token_ttl
         self.clock = clock
+        self.index_path = index_path
         self._lock = threading.Lock()
         self._users: dict[str, _User] = {}
         self._id_tokens: dict[str, _Session] = {}
         self._refresh_tokens: dict[str, str] = {}
         self._models: dict[str, _Model] = {}
+        if index_path is not None and index_path.exists():
+            self._load(index_path)
         for email, password in (users if users is not None else {DEV_EMAIL: DEV_PASSWORD}).items():
-            self.add_user(email, password)
+            if email.lower() not in self._users:
+                self.add_user(email, password)
 
     def __repr__(self) -> str:
         return f"HubService(store={self.store!r}, users={len(self._users)}, models={len(self._models)})"
@@ -346,6 +361,7 @@ class HubService:
         user = _new_user(email, password)
         with self._lock:
             self._users[email.lower()] = user
+            self._save()
         return user.local_id
 
     def publish(self, model_name: str, data: bytes | Path, *, filename: str | None = None,
@@ -369,12 +385,62 @@ class HubService:
             model = self._models.setdefault(model_name, _Model(model_name, description, owner, now))
             entry = model.versions.setdefault(version, _Version(version, "", False, now))
             entry.files[filename] = _File(filename, size, cid, now)
+            self._save()
         return cid
 
     def model_names(self) -> list[str]:
         """Names of every model, sorted."""
         with self._lock:
             return sorted(self._models)
+
+    # ---- the index on disk (users, models, versions, files; file bytes live in the store)
+
+    def _save(self) -> None:
+        """Write the index atomically (caller holds the lock): a crash mid-write keeps the last one."""
+        if self.index_path is None:
+            return
+        document = {
+            "format": _INDEX_FORMAT,
+            "users": [{"email": u.email, "salt": u.salt.hex(), "password_hash": u.password_hash.hex(),
+                       "local_id": u.local_id} for u in self._users.values()],
+            "models": [{"name": m.name, "description": m.description, "owner": m.owner,
+                        "created_at": m.created_at, "versions": [
+                            {"version": v.version, "notes": v.notes, "is_major": v.is_major,
+                             "created_at": v.created_at,
+                             "files": [{"name": f.name, "size": f.size, "cid": f.cid, "created_at": f.created_at}
+                                       for f in v.files.values()]}
+                            for v in m.versions.values()]}
+                       for m in self._models.values()],
+        }
+        tmp = self.index_path.with_name(self.index_path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(document, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.index_path)
+
+    def _load(self, path: Path) -> None:
+        """Read the index written by `_save`; refuse (never overwrite) one this devnet cannot read."""
+        try:
+            document = bounded_json.loads(path.read_bytes())
+            if not isinstance(document, dict) or document.get("format") != _INDEX_FORMAT:
+                raise ValueError(f"not a hub index of format {_INDEX_FORMAT}")
+            users = {u["email"].lower(): _User(u["email"], bytes.fromhex(u["salt"]),
+                                               bytes.fromhex(u["password_hash"]), u["local_id"])
+                     for u in document["users"]}
+            models: dict[str, _Model] = {}
+            for m in document["models"]:
+                model = _Model(m["name"], m["description"], m["owner"], m["created_at"])
+                for v in m["versions"]:
+                    version = _Version(v["version"], v["notes"], bool(v["is_major"]), v["created_at"])
+                    version.files = {f["name"]: _File(f["name"], int(f["size"]), f["cid"], f["created_at"])
+                                     for f in v["files"]}
+                    model.versions[version.version] = version
+                models[model.name] = model
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"the Model Hub index {path} cannot be read ({exc}); it was left as it is: "
+                             "move it away (or start with another --data-dir) to start afresh") from None
+        self._users, self._models = users, models
 
     # ---- Starlette wiring
 
@@ -434,6 +500,7 @@ class HubService:
             if email.lower() in self._users:
                 raise _AuthError("EMAIL_EXISTS")
             self._users[email.lower()] = user
+            self._save()
             return JSONResponse(self._sign_in_answer(user, "identitytoolkit#SignupNewUserResponse"))
 
     async def _refresh(self, request: Request) -> Response:
@@ -512,6 +579,7 @@ class HubService:
             model = _Model(name, description, owner, now)
             model.versions[version] = _Version(version, "", False, now)
             self._models[name] = model
+            self._save()
         return JSONResponse({"name": name, "description": description, "versionString": version},
                             status_code=201)
 
@@ -521,7 +589,9 @@ class HubService:
             return JSONResponse(self._model(request).to_json())
 
     async def _create_version(self, request: Request) -> Response:
-        self._authenticate(request)
+        user = self._authenticate(request)
+        with self._lock:
+            self._owned(request, user, "add versions to")  # 403 before reading the body
         body = await _json_object(request)
         notes = body.get("notes", "")
         if notes is None:
@@ -533,20 +603,24 @@ class HubService:
             raise _bad_request("'is_major' must be true or false")
         now = self._now_iso()
         with self._lock:
-            model = self._model(request)
+            model = self._owned(request, user, "add versions to")
             latest = max((_version_key(v) for v in model.versions), default=0)
             bumped = (latest // 100 + 1) * 100 if is_major else latest + 1
             version = _Version(_version_string(bumped), notes, is_major, now)
             model.versions[version.version] = version
+            self._save()
         return JSONResponse({"versionString": version.version, "notes": notes,
                              "is_major": is_major}, status_code=201)
 
     async def _upload(self, request: Request) -> Response:
-        self._authenticate(request)
+        user = self._authenticate(request)
         with self._lock:
-            self._version(request)  # 404 before reading a possibly large body
+            self._owned(request, user, "upload files to")  # 403 or 404 before reading a large body
+            self._version(request)
         try:
             form = await request.form(max_files=1, max_fields=10)
+        except BodyTooLargeError:
+            raise
         except HTTPException as exc:  # malformed multipart, too many parts
             raise _bad_request(f"bad multipart body: {exc.detail}") from None
         try:
@@ -562,8 +636,10 @@ class HubService:
             await form.close()
         now = self._now_iso()
         with self._lock:
+            self._owned(request, user, "upload files to")
             version = self._version(request)
             version.files[name] = _File(name, size, cid, now)
+            self._save()
         return JSONResponse({"ipfsCid": cid, "size": size, "name": name}, status_code=201)
 
     async def _list_files(self, request: Request) -> Response:
@@ -578,6 +654,19 @@ class HubService:
         model = self._models.get(name)
         if model is None:
             raise _not_found(f"model '{name}' not found")
+        return model
+
+    def _owned(self, request: Request, user: str, action: str) -> _Model:
+        """The request's model if `user` owns it; 403 otherwise. Caller holds the lock.
+
+        Only a model's owner writes to it (versions, files): nobody can repoint another user's
+        listing at other bytes. The hub's rules for shared models are not public, so owner-only
+        is the devnet's rule.
+        """
+        model = self._model(request)
+        if model.owner.lower() != user.lower():
+            raise _HubError(403, f"model '{model.name}' belongs to another user: only its owner can "
+                                 f"{action} it; create a model of your own", "permission_error")
         return model
 
     def _version(self, request: Request) -> _Version:
@@ -612,7 +701,7 @@ def _hash_password(password: str, salt: bytes) -> bytes:
 
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = bounded_json.loads(await request.body() or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise _bad_request("the request body is not valid JSON") from None
     if not isinstance(body, dict):

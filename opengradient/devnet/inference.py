@@ -6,6 +6,14 @@ emits `ModelInferenceEvent`. Anything wrong with the request — an unknown mode
 extra input, a shape or type that does not fit — reverts with a readable reason, which the
 inference contract passes on to the caller unchanged.
 
+What a run may cost: the model runs outside the chain's lock (the chain answers other requests
+meanwhile; `PrecompileDeferred`), for at most the time the call's gas buys — `GAS_PER_MS` per
+millisecond, never more than `MAX_RUN_SECONDS` — and within `MAX_MODEL_MEMORY` of onnxruntime
+memory shared by all runs. Gas is charged for the run's time (whole milliseconds, memoised per
+model and input so estimation and execution agree), for the call data, and for the output, whose
+size is checked against the gas left *before* it is encoded. A run past its budget, a model that
+asks for more memory, or an output the gas cannot pay for reverts with the reason.
+
 What each mode proves on the devnet:
 
 - VANILLA: the devnet node ran the model; the transaction, its input and the `InferenceResult`
@@ -27,10 +35,14 @@ What each mode proves on the devnet:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
+import math
 import threading
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opengradient.client.abi import (
@@ -40,7 +52,13 @@ from opengradient.client.abi import (
     RUN_MODEL_INFERENCE_SELECTOR,
 )
 from opengradient.client.codec import MODEL_OUTPUT, decode_model_input, encode_model_output
-from opengradient.devnet.chain import PrecompileCall, PrecompileResult, PrecompileRevert
+from opengradient.devnet.chain import (
+    MAX_DEFERRED_WORK,
+    PrecompileCall,
+    PrecompileDeferred,
+    PrecompileResult,
+    PrecompileRevert,
+)
 from opengradient.errors import OpenGradientError
 
 if TYPE_CHECKING:
@@ -61,7 +79,55 @@ _ONNX_DTYPES = {
     "tensor(string)": "str",
 }
 _BASE_GAS = 30_000
+_GAS_PER_BYTE = 16
+_NUMBER_BYTES = 64  # an encoded Number (int128 value, int128 decimals)
 _SESSION_CACHE_SIZE = 32
+#: Gas per millisecond of model run time on the devnet node.
+GAS_PER_MS = 10_000
+#: The longest one model run may take, whatever gas the call brings.
+MAX_RUN_SECONDS = 2.0
+#: onnxruntime memory all model runs may hold at once; an allocation beyond it fails the run.
+MAX_MODEL_MEMORY = 256 * 1024 * 1024
+_MEMO_SIZE = 256
+_MEMO_MAX_BYTES = 1024 * 1024  # outputs larger than this are not memoised (a rerun measures again)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model run: its outputs or the reason it failed, and the whole milliseconds it took."""
+
+    outputs: dict[str, np.ndarray] | None
+    reason: str | None
+    milliseconds: int
+
+
+@functools.cache
+def _bounded_session_options() -> ort.SessionOptions:
+    """Session options whose allocations come from one arena capped at `MAX_MODEL_MEMORY`."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)  # failures reach the caller as revert reasons instead
+    arena = ort.OrtArenaCfg({"max_mem": MAX_MODEL_MEMORY, "arena_extend_strategy": 1})
+    memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(memory, arena)
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.use_env_allocators", "1")
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 4
+    return options
+
+
+def output_gas(tensors: dict[str, np.ndarray]) -> int:
+    """Gas for returning and logging these outputs, from their sizes, before any encoding."""
+    size = 0
+    for name, value in tensors.items():
+        size += 96 + len(name.encode()) + 32 * value.ndim
+        if value.dtype.kind in "OUS":
+            size += sum(64 + len(str(v).encode()) for v in value.reshape(-1))
+        else:
+            size += _NUMBER_BYTES * value.size
+    return 2 * _GAS_PER_BYTE * size  # the return data and the event
 
 
 def _describe(shape: list[Any]) -> str:
@@ -131,6 +197,7 @@ class InferencePrecompile:
         self._sessions: OrderedDict[str, ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
         self._results: dict[str, dict[str, Any]] = {}
+        self._memo: OrderedDict[bytes, ModelRun] = OrderedDict()
 
     def result(self, inference_id: str) -> dict[str, Any] | None:
         """The API document of a finished inference (`GET …/inference/tx/{id}`)."""
@@ -149,12 +216,8 @@ class InferencePrecompile:
             raise PrecompileRevert(f"model not found: {model_cid}") from None
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(data, sess_options=options,
+            session = ort.InferenceSession(data, sess_options=_bounded_session_options(),
                                            providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise PrecompileRevert(f"model {model_cid} is not a loadable ONNX model: {exc}") from exc
@@ -163,11 +226,6 @@ class InferencePrecompile:
             while len(self._sessions) > _SESSION_CACHE_SIZE:
                 self._sessions.popitem(last=False)
         return session
-
-    def run(self, model_cid: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run a model on decoded inputs, fitting them to its signature."""
-        session, feeds = self.feeds(model_cid, inputs)
-        return self._execute(model_cid, session, feeds)
 
     def feeds(self, model_cid: str,
               inputs: dict[str, np.ndarray]) -> tuple[ort.InferenceSession, dict[str, np.ndarray]]:
@@ -192,15 +250,71 @@ class InferencePrecompile:
         return session, feeds
 
     @staticmethod
-    def _execute(model_cid: str, session: ort.InferenceSession,
-                 feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _execute(model_cid: str, session: ort.InferenceSession, feeds: dict[str, np.ndarray],
+                 budget: float = MAX_RUN_SECONDS) -> dict[str, np.ndarray]:
+        """Run the session for at most `budget` seconds; a failure reverts with its reason."""
         import numpy as np
+        import onnxruntime as ort
 
+        options = ort.RunOptions()
+        options.log_severity_level = 4
+        timer = threading.Timer(budget, lambda: setattr(options, "terminate", True))
+        timer.daemon = True
+        timer.start()
         try:
-            values = session.run(None, feeds)
+            values = session.run(None, feeds, options)
         except Exception as exc:
+            if options.terminate:
+                raise PrecompileRevert(f"model {model_cid} ran out of its time budget of {budget * 1000:.0f} ms "
+                                       f"({GAS_PER_MS} gas per ms, at most {MAX_RUN_SECONDS:g} s)") from None
+            if "Available memory" in str(exc) or "bfc_arena" in str(exc):
+                raise PrecompileRevert(f"model {model_cid} needs more memory than the devnet allows a model run "
+                                       f"({MAX_MODEL_MEMORY // 2**20} MiB)") from None
             raise PrecompileRevert(f"model {model_cid} failed on this input: {exc}") from exc
+        finally:
+            timer.cancel()
         return {out.name: np.asarray(v) for out, v in zip(session.get_outputs(), values, strict=True)}
+
+    def _timed_run(self, model_cid: str, inputs: dict[str, np.ndarray], budget: float, memo: bytes) -> ModelRun:
+        """Fit the inputs and run the model (outside the chain's lock); never raises."""
+        started = time.perf_counter()
+        try:
+            session, feeds = self.feeds(model_cid, inputs)
+            started = time.perf_counter()  # loading and checking are not charged as run time
+            outputs = self._execute(model_cid, session, feeds, budget)
+        except PrecompileRevert as exc:
+            return ModelRun(None, exc.reason, math.ceil((time.perf_counter() - started) * 1000))
+        except Exception as exc:  # a bug here must become a revert, not a lost request
+            log.exception("running model %s failed", model_cid)
+            return ModelRun(None, f"model {model_cid} failed: {type(exc).__name__}: {exc}", 0)
+        run = ModelRun(outputs, None, max(1, math.ceil((time.perf_counter() - started) * 1000)))
+        if sum(v.nbytes for v in outputs.values()) <= _MEMO_MAX_BYTES:
+            with self._lock:
+                self._memo[memo] = run
+                while len(self._memo) > _MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        return run
+
+    def _model_run(self, call: PrecompileCall, model_cid: str, inputs: dict[str, np.ndarray]) -> ModelRun:
+        """The run this call asks for: memoised, prepared by a deferred run, or deferred now."""
+        from eth_utils import keccak
+
+        memo = keccak(call.data)
+        key = ("onnx-run", memo)
+        run = call.prepared.get(key)
+        if run is None:
+            with self._lock:
+                run = self._memo.get(memo)
+        if run is not None:
+            return run
+        if len(call.prepared) >= MAX_DEFERRED_WORK:
+            raise PrecompileRevert(f"one transaction may run at most {MAX_DEFERRED_WORK} models")
+        spare = call.gas_available - _BASE_GAS - _GAS_PER_BYTE * len(call.data)
+        budget = min(MAX_RUN_SECONDS, spare / GAS_PER_MS / 1000)
+        if budget < 0.001:
+            raise PrecompileRevert(f"out of gas: running a model needs at least {GAS_PER_MS} gas "
+                                   f"(one millisecond) beyond the call's base cost")
+        raise PrecompileDeferred(key, lambda: self._timed_run(model_cid, inputs, budget, memo))
 
     def _run_zkml(self, model_cid: str, inputs: dict[str, np.ndarray], call: PrecompileCall,
                   inference_id: str) -> tuple[Any, ...]:
@@ -232,15 +346,25 @@ class InferencePrecompile:
                 f"invalid inference mode {mode}: expected 0 (VANILLA), 1 (ZKML) or 2 (TEE)")
         inference_id = "0x" + keccak(call.origin.encode() + call.block_number.to_bytes(8, "big")
                                      + call.data).hex()
+        compute_gas = 0
         try:
             inputs = decode_model_input(model_input)
             if mode == 1 and self.zkml is not None:
                 output = self._run_zkml(model_cid, inputs, call, inference_id)
             else:
-                output = encode_model_output(self.run(model_cid, inputs),
-                                             is_simulation_result=call.is_static)
+                run = self._model_run(call, model_cid, inputs)
+                compute_gas = GAS_PER_MS * run.milliseconds
+                if run.outputs is None:
+                    raise PrecompileRevert(run.reason or "the model failed", gas=compute_gas)
+                needed = _BASE_GAS + _GAS_PER_BYTE * len(call.data) + compute_gas + output_gas(run.outputs)
+                if needed > call.gas_available:
+                    size = sum(v.size for v in run.outputs.values())
+                    raise PrecompileRevert(f"out of gas: the model's output ({size} values) and its run "
+                                           f"({run.milliseconds} ms) need {needed} gas; the call has "
+                                           f"{call.gas_available}", gas=compute_gas)
+                output = encode_model_output(run.outputs, is_simulation_result=call.is_static)
         except OpenGradientError as exc:
-            raise PrecompileRevert(exc.message) from exc
+            raise PrecompileRevert(exc.message, gas=compute_gas) from exc
 
         if not call.is_static:
             document = {"InferenceResult": {_MODE_RESULT_KEYS[mode]: {
@@ -250,6 +374,6 @@ class InferencePrecompile:
             log.info("inference %s model=%s mode=%d", inference_id[:10], model_cid, mode)
         returned = ([], [], [], output[3]) if self.deferred_results else output
         event = encode(MODEL_INFERENCE_ARGS, [inference_id, request, returned])
-        gas = _BASE_GAS + 16 * len(call.data) + 16 * len(event)
+        gas = _BASE_GAS + _GAS_PER_BYTE * len(call.data) + _GAS_PER_BYTE * len(event) + compute_gas
         return PrecompileResult(output=encode([MODEL_OUTPUT], [returned]),
                                 logs=[([bytes.fromhex(MODEL_INFERENCE_TOPIC[2:])], event)], gas=gas)

@@ -18,10 +18,10 @@ readable reason, which the contract passes on unchanged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from opengradient import bounded_json
 from opengradient.devnet.chain import PrecompileCall, PrecompileResult, PrecompileRevert
 from opengradient.devnet.llm.reference import ReferenceModel
 from opengradient.devnet.llm.upstream import KNOWN_MODELS, Completion, UnknownModelError
@@ -120,7 +120,7 @@ def _parameters(text: str, index: int) -> Any:
     if not text.strip():
         return {"type": "object", "properties": {}}
     try:
-        return json.loads(text)
+        return bounded_json.loads(text)
     except ValueError as exc:
         raise PrecompileRevert(f"tools[{index}].parameters is not valid JSON: {exc}") from None
 

@@ -18,6 +18,7 @@ from opengradient.devnet.chain import DevChain
 from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore
 from opengradient.devnet.inference import InferencePrecompile
 from opengradient.devnet.keys import DevAccount, dev_accounts
+from opengradient.devnet.limits import limits_table
 from opengradient.devnet.llm.gateway import LLMGateway
 from opengradient.devnet.llm_precompile import LLM_PRECOMPILE_ADDRESS, LLMPrecompile
 from opengradient.devnet.models import SHIPPED_MODELS
@@ -78,7 +79,8 @@ class Devnet:
         self._tmp = tempfile.TemporaryDirectory(prefix="og-devnet-") if data_dir is None else None
         self.data_dir = Path(self._tmp.name if self._tmp else data_dir)  # type: ignore[arg-type]
         self.store = ModelStore(self.data_dir / "models")
-        self.hub = HubService(self.store)
+        # The hub's index survives restarts with the models' bytes, in a data directory the user chose.
+        self.hub = HubService(self.store, index_path=None if self._tmp else self.data_dir / "hub.json")
         self.zkml = ZkmlService(self.data_dir / "zkml")
         self.precompile = InferencePrecompile(self.store, deferred_results=deferred_results,
                                               zkml=self.zkml)
@@ -160,6 +162,7 @@ class Devnet:
             "twins": {"url": self.network.twins_url, **self.twins.info()},
             "workflows": self.workflows.info() if hasattr(self, "workflows") else None,
             "accounts": [a.address for a in self.accounts],
+            "limits": {"request_body_bytes": limits_table()},
         }
 
     def _serve(self, host: str, port: int) -> str:

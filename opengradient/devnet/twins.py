@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from opengradient import bounded_json
 from opengradient.devnet.llm import tokens
 from opengradient.devnet.llm.reference import ReferenceModel
 from opengradient.devnet.llm.upstream import UnknownModelError
@@ -160,7 +161,7 @@ class TwinsService:
                           "not_found")
         try:
             try:
-                parsed = json.loads(await request.body())
+                parsed = bounded_json.loads(await request.body())
             except ValueError:
                 raise _bad("the request body is not valid JSON") from None
             body = _validated(parsed)

@@ -65,6 +65,7 @@ from x402.mechanisms.evm.constants import (
 from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse
 from x402.schemas.v1 import PaymentPayloadV1
 
+from opengradient import bounded_json
 from opengradient.client.tee import (
     canonical_chat_request,
     canonical_completion_request,
@@ -127,6 +128,8 @@ _MAX_STORED = 4096
 _WAIT_SECONDS = 120.0
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+#: Tools one request may offer (OpenAI's limit).
+MAX_TOOLS = 128
 
 
 class _BadRequestError(Exception):
@@ -207,6 +210,9 @@ def _validate_chat(body: Any) -> dict[str, Any]:
     if tools is not None:
         if not isinstance(tools, list):
             raise _BadRequestError("'tools' must be a list")
+        if len(tools) > MAX_TOOLS:
+            raise _BadRequestError(f"'tools' has {len(tools)} tools; at most {MAX_TOOLS} are accepted "
+                                   "(as OpenAI's API)")
         for i, tool in enumerate(tools):
             function = tool.get("function") if isinstance(tool, dict) else None
             if not isinstance(function, dict) or not isinstance(function.get("name"), str):
@@ -497,7 +503,7 @@ class LLMGateway:
 
     async def _facilitator_body(self, request: Request) -> tuple[Any, Any]:
         try:
-            return parse_facilitator_request(json.loads(await request.body()))
+            return parse_facilitator_request(bounded_json.loads(await request.body()))
         except ValueError as exc:
             raise _BadRequestError(str(exc)) from None
 
@@ -574,7 +580,7 @@ class LLMGateway:
     async def _prepare(self, request: Request, kind: str) -> _Call:
         raw = await request.body()
         try:
-            parsed = json.loads(raw)
+            parsed = bounded_json.loads(raw)
         except ValueError:
             raise _BadRequestError("the request body is not valid JSON") from None
         body = _validate_chat(parsed) if kind == "chat" else _validate_completion(parsed)

@@ -22,6 +22,8 @@ from typing import Any
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo
 from x402.schemas.v1 import PaymentPayloadV1
 
+from opengradient import bounded_json
+
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "MAX_TIMEOUT_SECONDS",
@@ -188,7 +190,7 @@ def decode_header_json(value: str) -> Any:
         raw = base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
         raw = base64.urlsafe_b64decode(padded)
-    return json.loads(raw.decode("utf-8"))
+    return bounded_json.loads(raw.decode("utf-8"))
 
 
 class PaymentHeaderError(ValueError):

@@ -623,6 +623,21 @@ def _property_names(schema: Any, depth: int = 0) -> frozenset[str]:
     return frozenset(names)
 
 
+#: Enum options matched against the user's text (the rest can still be chosen as the first).
+_MAX_ENUM_SCAN = 256
+#: The most work one answer may take, whatever it asks for: characters generated, plus
+#: `_VALUE_COST` per value (a value costs ~30 µs to choose; 131,072 units stay under half a second).
+MAX_WORK = 131_072
+_VALUE_COST = 8
+
+
+def work_budget(request: Mapping[str, Any]) -> int:
+    """How much one answer may generate: in proportion to the token budget that was paid for
+    (`max_tokens`, 100 when absent), never more than `MAX_WORK`."""
+    limit = _int_option(request, "max_tokens", "max_completion_tokens")
+    return min(MAX_WORK, 16 * (100 if limit is None else limit) + 4096)
+
+
 class SchemaFiller:
     """Builds a valid instance of a JSON schema, taking values from a user's text where it can.
 
@@ -634,7 +649,10 @@ class SchemaFiller:
     """
 
     def __init__(self, text: str, *, root: Any = None, reply: str | None = None,
-                 user_name: str | None = None) -> None:
+                 user_name: str | None = None, budget: int = MAX_WORK) -> None:
+        #: What is left to generate, in characters and values: a schema that asks for more
+        #: (`minItems: 1e9`, `minLength: 1e9`, …) gets a shorter instance, never unbounded work.
+        self.budget = budget
         self.text = text
         self.low = text.lower()
         self.root = root
@@ -772,10 +790,16 @@ class SchemaFiller:
 
     # -- values
 
+    @property
+    def exhausted(self) -> bool:
+        """True once the work budget is spent: arrays, objects and strings stop growing."""
+        return self.budget <= 0
+
     def value(self, schema: Any, name: str = "", depth: int = 0, index: int | None = None) -> Any:
         """An instance of `schema`; `name` is the property it fills (it guides the choice)."""
         schema = self._resolve(schema)
-        if depth > 12:
+        self.budget -= _VALUE_COST
+        if depth > 12 or self.exhausted:
             return self._minimal(schema)
         if "const" in schema:
             return schema["const"]
@@ -824,6 +848,7 @@ class SchemaFiller:
         return {"object": {}, "array": [], "integer": 0, "number": 0, "boolean": False, "null": None}.get(kind, "")
 
     def _enum(self, enum: list[Any]) -> Any:
+        enum = enum[:_MAX_ENUM_SCAN]
         for option in enum:
             if isinstance(option, str) and option and re.search(
                     rf"(?<!\w){re.escape(option.lower())}(?!\w)", self.low):
@@ -847,13 +872,13 @@ class SchemaFiller:
         minimum = schema.get("minProperties")
         if isinstance(minimum, int):
             for key, sub in properties.items():
-                if len(result) >= minimum:
+                if len(result) >= minimum or self.exhausted:
                     break
                 if key not in result:
                     result[key] = self.value(sub, key, depth + 1)
             extra = schema.get("additionalProperties", True)
             index = 0
-            while len(result) < minimum and extra is not False:
+            while len(result) < minimum and extra is not False and not self.exhausted:
                 index += 1
                 result[f"key{index}"] = self.value(extra if isinstance(extra, Mapping) else {}, "", depth + 1)
         return result
@@ -878,6 +903,8 @@ class SchemaFiller:
         item_schema: Any = items if isinstance(items, Mapping) else {}
         singular = name[:-1] if name.endswith("s") and len(name) > 3 else name
         for index in range(count):
+            if self.exhausted:
+                break
             if index < len(prefix):
                 out.append(self.value(prefix[index], name, depth + 1))
                 continue
@@ -970,7 +997,8 @@ class SchemaFiller:
         if isinstance(high, int) and high >= 0 and len(value) > high:
             value = value[:high]
         if isinstance(low, int) and len(value) < low:
-            value = value + "x" * (low - len(value))
+            value = value + "x" * max(0, min(low - len(value), self.budget))
+        self.budget -= len(value)
         return value
 
     def _string_value(self, schema: Mapping[str, Any], name: str, index: int | None = None) -> str:
@@ -1086,9 +1114,10 @@ class _KeyedObjectFiller(SchemaFiller):
     from the message (a place, a name, a date, the reply, …) or, failing that, the key's words and
     what the message is about ("Setup about cats")."""
 
-    def __init__(self, text: str, keys: Sequence[str], *, reply: str, user_name: str | None) -> None:
+    def __init__(self, text: str, keys: Sequence[str], *, reply: str, user_name: str | None,
+                 budget: int = MAX_WORK) -> None:
         super().__init__(text, root={"type": "object", "properties": {key: {"type": "string"} for key in keys}},
-                         reply=reply, user_name=user_name)
+                         reply=reply, user_name=user_name, budget=budget)
         self.keys = list(keys)
         key_words = {w.lower() for key in keys for w in [key, *split_identifier(key), *_words(key)]}
         sentences = [part for part in re.split(r"(?<=[.!?\n])\s+", text)
@@ -1261,7 +1290,7 @@ class ReferenceModel(Upstream):
         function = None if results else self._choose_tool(conversation, request)
         if function is not None:
             filler = SchemaFiller(conversation.last_user, root=function.get("parameters"),
-                                  user_name=conversation.user_name())
+                                  user_name=conversation.user_name(), budget=work_budget(request))
             parameters = function.get("parameters")
             arguments = filler.value(parameters) if isinstance(parameters, Mapping) and parameters else {}
             if not isinstance(arguments, dict):
@@ -1272,13 +1301,13 @@ class ReferenceModel(Upstream):
                            Usage(prompt_tokens, completion, prompt_tokens + completion))
 
         reply = tool_result_reply(results) if results else plain_reply(conversation)
-        full = self._formatted(reply, conversation, response_format)
+        full = self._formatted(reply, conversation, response_format, work_budget(request))
         content, finish = _limit(full, request)
         completion = tokens.count_tokens(content)
         return _Answer(content, None, finish, Usage(prompt_tokens, completion, prompt_tokens + completion))
 
     @staticmethod
-    def _formatted(reply: str, conversation: _Conversation, response_format: Any) -> str:
+    def _formatted(reply: str, conversation: _Conversation, response_format: Any, budget: int) -> str:
         if not isinstance(response_format, Mapping):
             return reply
         kind = response_format.get("type")
@@ -1286,8 +1315,8 @@ class ReferenceModel(Upstream):
             keys = requested_keys(conversation.last_user)
             if not keys:
                 return json.dumps({"answer": reply}, ensure_ascii=False)
-            keyed = _KeyedObjectFiller(conversation.last_user, keys, reply=_concise(reply),
-                                       user_name=conversation.user_name())
+            keyed = _KeyedObjectFiller(conversation.last_user, keys[:budget], reply=_concise(reply),
+                                       user_name=conversation.user_name(), budget=budget)
             return json.dumps(keyed.object(), ensure_ascii=False)
         if kind == "json_schema":
             spec = response_format.get("json_schema")
@@ -1297,7 +1326,7 @@ class ReferenceModel(Upstream):
             if not isinstance(schema, Mapping):
                 return json.dumps({"answer": reply}, ensure_ascii=False)
             filler = SchemaFiller(conversation.last_user, root=schema, reply=_concise(reply),
-                                  user_name=conversation.user_name())
+                                  user_name=conversation.user_name(), budget=budget)
             return json.dumps(filler.value(schema), ensure_ascii=False)
         return reply
 

@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from opengradient import bounded_json
+from opengradient.bounded_json import response_json
 from opengradient.devnet.llm import tokens
 from opengradient.types import LLM, TEE_LLM
 
@@ -390,7 +392,7 @@ class OpenAICompatibleUpstream(Upstream):
         message = ""
         code = ""
         try:
-            error = json.loads(body).get("error")
+            error = bounded_json.loads(body).get("error")
             if isinstance(error, Mapping):
                 message = str(error.get("message") or "")
                 code = str(error.get("code") or "")
@@ -418,7 +420,7 @@ class OpenAICompatibleUpstream(Upstream):
         if response.status_code >= 400:
             raise self._failure(path, response.status_code, response.content)
         try:
-            data = response.json()
+            data = response_json(response)
         except ValueError:
             raise UpstreamError(f"upstream {self._where(path)} sent a body that is not JSON") from None
         if not isinstance(data, dict):
@@ -453,7 +455,7 @@ class OpenAICompatibleUpstream(Upstream):
 
     def _parse_event(self, path: str, payload: str) -> dict[str, Any]:
         try:
-            event = json.loads(payload)
+            event = bounded_json.loads(payload)
         except ValueError:
             raise UpstreamError(f"upstream {self._where(path)} sent an event that is not JSON") from None
         if not isinstance(event, dict):
