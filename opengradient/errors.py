@@ -36,6 +36,11 @@ class RequestTimeoutError(NetworkError):
     """A service did not answer in time."""
 
 
+class InvalidResponseError(OpenGradientError):
+    """A service answered with something the SDK cannot read: not JSON, nested too deeply, or not
+    the shape the protocol gives."""
+
+
 class HTTPStatusError(OpenGradientError):
     """A service answered with an error status; `message` is the server's own explanation."""
 

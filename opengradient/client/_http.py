@@ -18,6 +18,7 @@ from opengradient.errors import (
     AuthenticationError,
     ConflictError,
     HTTPStatusError,
+    InvalidResponseError,
     NetworkError,
     NotFoundError,
     RateLimitError,
@@ -81,6 +82,34 @@ def transport_errors(what: str) -> Iterator[None]:
     except httpx.TransportError as exc:
         raise NetworkError(f"{what} failed: {exc}",
                            hint="check the URL and that the service is reachable") from exc
+
+
+def read_json(response: httpx.Response, what: str) -> Any:
+    """The JSON body of a successful answer (bounded nesting); `InvalidResponseError` otherwise."""
+    try:
+        return response_json(response)
+    except ValueError as exc:
+        raise InvalidResponseError(f"{what}: the answer is not readable JSON ({exc})") from None
+
+
+def read_json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """`read_json`, requiring a JSON object."""
+    body = read_json(response, what)
+    if not isinstance(body, dict):
+        raise InvalidResponseError(f"{what}: expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def first_choice(body: dict[str, Any], what: str) -> dict[str, Any]:
+    """`choices[0]` of an OpenAI-shaped answer, checked: `InvalidResponseError` when malformed."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise InvalidResponseError(f"{what}: the answer has no choices[0] object")
+    choice = choices[0]
+    message = choice.get("message")
+    if message is not None and not isinstance(message, dict):
+        raise InvalidResponseError(f"{what}: choices[0].message is not an object")
+    return choice
 
 
 def error_message(response: httpx.Response) -> tuple[str, Any]:

@@ -19,8 +19,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from opengradient.bounded_json import response_json
-from opengradient.client._http import HttpCore, raise_for_status, transport_errors
+from opengradient.client._http import HttpCore, raise_for_status, read_json, transport_errors
 from opengradient.client.rpc import AsyncJsonRpc, JsonRpc
 from opengradient.client.wallet import Wallet
 from opengradient.errors import (
@@ -182,7 +181,7 @@ class SyncDriver(_DriverBase):
                 with transport_errors(f"GET {step.url}"):
                     response = self.http.sync.get(step.url)
                 raise_for_status(response)
-                return response_json(response)
+                return read_json(response, f"GET {step.url}")
             return self._retrying(get, retries)
         if isinstance(step, HttpSend):
             def send() -> Any:
@@ -290,7 +289,7 @@ class AsyncDriver(_DriverBase):
                 with transport_errors(f"GET {step.url}"):
                     response = await self.http.async_.get(step.url)
                 raise_for_status(response)
-                return response_json(response)
+                return read_json(response, f"GET {step.url}")
             return await self._retrying(get, retries)
         if isinstance(step, HttpSend):
             async def send() -> Any:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import httpx
 
 from opengradient.bounded_json import response_json
-from opengradient.client._http import raise_for_status, transport_errors
+from opengradient.client._http import first_choice, raise_for_status, read_json_object, transport_errors
 from opengradient.client.chain import AsyncDriver, Flow, HttpSend, Rpc, SendTx, SyncDriver, wait_for_receipt
 from opengradient.client.payments import (
     DEFAULT_MAX_PAYMENT,
@@ -50,7 +50,13 @@ from opengradient.client.tee import (
     request_hash,
     verify_tee_signature,
 )
-from opengradient.errors import InvalidInputError, NetworkError, PaymentRequiredError, VerificationError
+from opengradient.errors import (
+    InvalidInputError,
+    InvalidResponseError,
+    NetworkError,
+    PaymentRequiredError,
+    VerificationError,
+)
 from opengradient.proof import Proof
 from opengradient.types import (
     TEE_LLM,
@@ -537,16 +543,13 @@ class LLM:
                 results.append({"session": session.id, "status": "unknown", "transaction": None})
                 continue
             raise_for_status(reply)
-            results.append(dict(response_json(reply)))
+            results.append(read_json_object(reply, "closing an upto session"))
         return results
 
     def _complete_flow(self, call: _Call) -> Flow[TextGenerationOutput]:
         response, payment = yield from self._open_flow(call, stream=False)
-        try:
-            data = response_json(response)
-        except ValueError as exc:
-            raise VerificationError(f"the gateway sent a body that is not JSON: {response.text[:200]!r}") from exc
-        choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
+        data = read_json_object(response, "the gateway")
+        choice = first_choice(data, "the gateway")
         finish = choice.get("finish_reason")
         if call.kind == "chat":
             message = self._signed_part(dict(choice.get("message") or {}), finish)
@@ -642,7 +645,11 @@ class LLM:
         url = f"{self._network.llm_server_url.rstrip('/')}/signing-key"
         reply = yield HttpSend("GET", url, {}, None, False)
         raise_for_status(reply)
-        key = TeeKey.from_pem(response_json(reply)["public_key"])
+        published = read_json_object(reply, "the gateway's /signing-key")
+        try:
+            key = TeeKey.from_pem(str(published["public_key"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InvalidResponseError(f"the gateway's /signing-key answer has no usable public_key ({exc})") from None
         self._keys[key.tee_id.lower()] = key
 
     def _key_for(self, tee_id: Any) -> TeeKey:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opengradient.bounded_json import response_json
-from opengradient.client._http import raise_for_status, transport_errors
+from opengradient.client._http import first_choice, raise_for_status, read_json_object, transport_errors
 from opengradient.client.llm import chat_body
 from opengradient.errors import ConfigurationError, InvalidInputError
 from opengradient.types import TEE_LLM, TextGenerationOutput, Usage
 
 if TYPE_CHECKING:
+    import httpx
+
     from opengradient.client._http import HttpCore
 
 
@@ -38,12 +39,12 @@ class Twins:
         return url, {"X-API-Key": self.__api_key}, body
 
     @staticmethod
-    def _output(data: Any) -> TextGenerationOutput:
-        choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
+    def _output(response: httpx.Response) -> TextGenerationOutput:
+        data = read_json_object(response, "the twins API")
+        choice = first_choice(data, "the twins API")
         return TextGenerationOutput(chat_output=dict(choice.get("message") or {}),
                                     finish_reason=choice.get("finish_reason"),
-                                    usage=Usage.from_dict(data.get("usage")) if isinstance(data, dict) else None,
-                                    model=data.get("model") if isinstance(data, dict) else None)
+                                    usage=Usage.from_dict(data.get("usage")), model=data.get("model"))
 
     def chat(self, twin_id: str, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
              temperature: float | None = None, max_tokens: int | None = None) -> TextGenerationOutput:
@@ -52,7 +53,7 @@ class Twins:
         with transport_errors(f"POST {url}"):
             response = self._http.sync.post(url, json=body, headers=headers)
         raise_for_status(response)
-        return self._output(response_json(response))
+        return self._output(response)
 
     async def achat(self, twin_id: str, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
                     temperature: float | None = None, max_tokens: int | None = None) -> TextGenerationOutput:
@@ -61,7 +62,7 @@ class Twins:
         with transport_errors(f"POST {url}"):
             response = await self._http.async_.post(url, json=body, headers=headers)
         raise_for_status(response)
-        return self._output(response_json(response))
+        return self._output(response)
 
     def __repr__(self) -> str:
         return f"Twins(base_url={self._base_url!r})"

@@ -11,7 +11,8 @@ route (hub file uploads) they are counted as they stream and cut off past the li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -25,28 +26,37 @@ MIB = 1024 * KIB
 
 @dataclass(frozen=True)
 class RouteLimit:
-    """The largest body accepted on paths starting with `prefix` (`streamed`: not buffered)."""
+    """The largest body accepted on paths matching `route` (a regular expression matched at the
+    start of the path; `streamed`: counted as it arrives, not buffered)."""
 
-    prefix: str
+    route: str
     max_bytes: int
     streamed: bool = False
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pattern", re.compile(self.route))
+
+    def matches(self, path: str) -> bool:
+        """Whether this limit applies to `path`."""
+        return self._pattern.match(path) is not None
 
 
-#: Most specific prefix first; the last entry is the default for every other path.
+#: The first route that matches applies; the last entry is the default for every other path.
 DEFAULT_LIMITS: tuple[RouteLimit, ...] = (
     RouteLimit("/v1/", 8 * MIB),  # chat and completions: room for a few inline images
     RouteLimit("/facilitator/", 64 * KIB),
     RouteLimit("/auth/v1/", 16 * KIB),
     RouteLimit("/twins/", 1 * MIB),
     RouteLimit("/rpc/", 16 * MIB),  # contract deployments
-    RouteLimit("/api/v0/models/", 1024 * MIB, streamed=True),  # file uploads (metadata is small)
-    RouteLimit("/", 64 * KIB),
+    RouteLimit(r"/api/v0/models/[^/]+/versions/[^/]+/files/?$", 1024 * MIB, streamed=True),  # uploads
+    RouteLimit("/", 64 * KIB),  # hub metadata and everything else
 )
 
 
 def limits_table(limits: tuple[RouteLimit, ...] = DEFAULT_LIMITS) -> dict[str, int]:
-    """Path prefix → largest body in bytes, as `GET /` reports it."""
-    return {limit.prefix: limit.max_bytes for limit in limits}
+    """Route pattern → largest body in bytes, as `GET /` reports it."""
+    return {limit.route: limit.max_bytes for limit in limits}
 
 
 class BodyTooLargeError(HTTPException):
@@ -79,8 +89,8 @@ class BodyLimits:
         self.limits = limits
 
     def limit_for(self, path: str) -> RouteLimit:
-        """The limit that applies to `path`."""
-        return next(limit for limit in self.limits if path.startswith(limit.prefix) or limit.prefix == "/")
+        """The limit that applies to `path` (the last one when none matches)."""
+        return next((limit for limit in self.limits if limit.matches(path)), self.limits[-1])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
