@@ -522,6 +522,7 @@ class DevChain:
         self._lock = threading.RLock()
         self._simulating = False
         self._deferred = threading.local()  # results of deferred precompile work, per request
+        self._log_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._filters: dict[str, dict[str, Any]] = {}
         self._next_filter = 1
 
@@ -650,6 +651,14 @@ class DevChain:
         key = to_canonical_address(address)
         self._edit_state(lambda state: state.set_storage(key, int(slot), int(value)))
 
+    def add_log_listener(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Call `listener` with each new block's logs (JSON-RPC shaped), as the block is mined.
+
+        It runs under the chain's lock, so it must be quick and must not call the chain: note what
+        changed and act on it elsewhere.
+        """
+        self._log_listeners.append(listener)
+
     def mine(self) -> None:
         """Mine an empty block at the current time."""
         with self._lock:
@@ -749,6 +758,12 @@ class DevChain:
             }
             previous_cumulative = receipt.gas_used
         self._block_logs.append(block_logs)
+        if block_logs:
+            for listener in self._log_listeners:
+                try:
+                    listener(block_logs)
+                except Exception:  # a watcher's bug must not undo a mined block
+                    log.exception("a log listener of %s failed", self.name)
         return block
 
     def _tx_json(

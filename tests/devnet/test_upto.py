@@ -548,11 +548,11 @@ def test_refused_upto_payments_settle_nothing(devnet: Devnet, http: httpx.Client
         header = upto_header(devnet, payer, option.model_copy(update={"amount": str(int(option.amount) // 2)}))
     else:
         header = upto_header(devnet, payer, option)
-    before, live = balance(devnet, payer.address), devnet.gateway.sessions.exposure(payer.address)
+    before, live = balance(devnet, payer.address), devnet.gateway.exposure.exposure(payer.address).total
     response = http.post(CHAT, json=chat_body(), headers={"PAYMENT-SIGNATURE": header})
     assert offer_of(response).error == code
     assert "x-upto-session" not in response.headers
-    assert devnet.gateway.sessions.exposure(payer.address) == live == 0
+    assert devnet.gateway.exposure.exposure(payer.address).total == live == 0
     devnet.gateway.flush_sessions()
     assert balance(devnet, payer.address) == before
 

@@ -20,6 +20,7 @@ to the operator — a signer that reaches the chain — plus the guards the fiel
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -62,16 +63,58 @@ if TYPE_CHECKING:
     from opengradient.devnet.chain import DevChain
 
 __all__ = [
+    "AUTHORIZATION_HELD",
+    "AuthorizationKey",
     "ChainCallError",
     "ChainSigner",
     "ContractRevertError",
     "DevFacilitator",
     "TxSender",
+    "authorization_key",
     "chain_id_of_network",
     "v1_network_name",
 ]
 
 log = logging.getLogger("opengradient.devnet.facilitator")
+
+#: A settle refused because the gateway holds the authorization (it backs a request or a session).
+AUTHORIZATION_HELD = "authorization_held_by_gateway"
+_DECIMAL = re.compile(r"^[0-9]{1,78}$")
+_BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+#: (scheme, payer in lower case, nonce as an integer): one key per authorization however spelled.
+AuthorizationKey = tuple[str, str, int]
+
+
+def authorization_key(payload: PaymentPayloadAny) -> AuthorizationKey | None:
+    """The canonical key of a payment's authorization, or None when its fields are malformed.
+
+    The chain knows a nonce as a number (EIP-3009's bytes32, Permit2's uint256), so "7", "07" and
+    "007" are one permit: keys are built from the number, never from the text. Only the
+    protocol's spellings are accepted — a Permit2 nonce in decimal digits, an EIP-3009 nonce as
+    0x and 64 hex digits — and the payer must be an address.
+    """
+    body = payload.payload if isinstance(payload.payload, dict) else {}
+    scheme = payload.get_scheme()
+    authorization = body.get("permit2Authorization" if scheme == SCHEME_UPTO else "authorization")
+    if not isinstance(authorization, dict):
+        return None
+    payer, nonce = authorization.get("from"), authorization.get("nonce")
+    if not isinstance(payer, str) or not _ADDRESS.match(payer):
+        return None
+    if scheme == SCHEME_UPTO:
+        if isinstance(nonce, int) and not isinstance(nonce, bool) and 0 <= nonce < 2**256:
+            value = nonce
+        elif isinstance(nonce, str) and _DECIMAL.match(nonce) and int(nonce) < 2**256:
+            value = int(nonce)
+        else:
+            return None
+    elif isinstance(nonce, str) and _BYTES32.match(nonce):
+        value = int(nonce, 16)
+    else:
+        return None
+    return scheme, payer.lower(), value
 
 #: Gas limit of facilitator transactions; `transferWithAuthorization` uses ~83k. A fixed limit
 #: spares an `eth_estimateGas` round trip per settlement (only gas used is paid).
@@ -362,6 +405,59 @@ class DevFacilitator:
         # Verify-then-settle is made atomic per authorization, so two concurrent settles of one
         # payment never both reach the chain (the second is refused as already used).
         self._settle_locks = [threading.Lock() for _ in range(64)]
+        #: Authorizations the gateway holds (a request in flight, an open upto session): nobody
+        #: else may settle them through `settle_public`.
+        self._held: dict[AuthorizationKey, int] = {}
+        self._held_lock = threading.Lock()
+
+    def hold(self, payload: PaymentPayloadAny) -> AuthorizationKey | None:
+        """Reserve an authorization for the gateway until `unhold`; waits out a public settle of it
+        already under way (whose effect the gateway's verification then sees)."""
+        key = authorization_key(payload)
+        if key is None:
+            return None
+        with self._lock_for(payload), self._held_lock:
+            self._held[key] = self._held.get(key, 0) + 1
+        return key
+
+    def unhold(self, key: AuthorizationKey | None) -> None:
+        """Give an authorization back (its request settled or failed, its session settled)."""
+        if key is None:
+            return
+        with self._held_lock:
+            count = self._held.get(key, 0) - 1
+            if count > 0:
+                self._held[key] = count
+            else:
+                self._held.pop(key, None)
+
+    def held(self, payload: PaymentPayloadAny) -> bool:
+        """Whether the gateway holds this payment's authorization."""
+        key = authorization_key(payload)
+        with self._held_lock:
+            return key is not None and key in self._held
+
+    def settle_public(self, payload: PaymentPayloadAny, requirements: PaymentRequirementsAny) -> SettleResponse:
+        """`settle` for callers outside the gateway (`POST /facilitator/settle`).
+
+        Invariant: an authorization the gateway holds — a payment whose request is being served,
+        an upto permit backing an open session — is settled only by the gateway. Anyone else's
+        settle of it is refused with `authorization_held_by_gateway`, checked under the same lock
+        that makes verify-then-settle atomic, so it cannot slip in between.
+        """
+        network = str(requirements.network)
+        with self._lock_for(payload):
+            if self.held(payload):
+                return SettleResponse(success=False, error_reason=AUTHORIZATION_HELD,
+                                      error_message="this authorization backs a request or an upto session of "
+                                                    "the gateway: only the gateway settles it",
+                                      transaction="", network=network, payer=self._payer(payload))
+            check = self.verify(payload, self._cap_requirements(payload, requirements))
+            if not check.is_valid:
+                return SettleResponse(success=False, error_reason=check.invalid_reason,
+                                      error_message=check.invalid_message, payer=check.payer,
+                                      transaction="", network=network)
+            return self._settle(payload, requirements)
 
     @property
     def address(self) -> str:
@@ -481,9 +577,9 @@ class DevFacilitator:
         return requirements.model_copy(update={"amount": str(cap)})
 
     def _lock_for(self, payload: PaymentPayloadAny) -> threading.Lock:
-        nonce = str(self._authorization(payload).get("nonce", ""))
-        key = f"{payload.get_scheme()}:{self._payer(payload) or ''}:{nonce}".lower().encode()
-        return self._settle_locks[int.from_bytes(keccak(key)[:4], "big") % len(self._settle_locks)]
+        key = authorization_key(payload)
+        text = repr(key) if key is not None else repr(self._authorization(payload))
+        return self._settle_locks[int.from_bytes(keccak(text=text)[:4], "big") % len(self._settle_locks)]
 
     def _settle(self, payload: PaymentPayloadAny, requirements: PaymentRequirementsAny) -> SettleResponse:
         network = str(requirements.network)

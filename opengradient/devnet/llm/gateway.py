@@ -50,6 +50,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from eth_utils import keccak
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -57,8 +58,6 @@ from starlette.routing import Route
 from x402.mechanisms.evm.constants import (
     ERC20_ALLOWANCE_ABI,
     ERR_NONCE_ALREADY_USED,
-    ERR_PERMIT2_ALLOWANCE_REQUIRED,
-    ERR_PERMIT2_INSUFFICIENT_BALANCE,
     PERMIT2_ADDRESS,
     SCHEME_UPTO,
 )
@@ -74,8 +73,11 @@ from opengradient.client.tee import (
     request_hash,
 )
 from opengradient.devnet.llm.enclave import PCR_HASH, Enclave
+from opengradient.devnet.llm.exposure import ExposureBook, Reservation
 from opengradient.devnet.llm.facilitator import (
+    AuthorizationKey,
     DevFacilitator,
+    authorization_key,
     chain_id_of_network,
     parse_facilitator_request,
 )
@@ -115,6 +117,15 @@ __all__ = ["LLMGateway", "NO_MATCHING_REQUIREMENTS"]
 
 log = logging.getLogger("opengradient.devnet.gateway")
 
+#: Logs that change what a payer can pay: the token's Transfer and Approval, Permit2's nonce burns.
+_TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
+_APPROVAL_TOPIC = "0x" + keccak(text="Approval(address,address,uint256)").hex()
+_NONCE_INVALIDATION_TOPIC = "0x" + keccak(text="UnorderedNonceInvalidation(address,uint256,uint256)").hex()
+_NONCE_BITMAP_ABI: list[dict[str, Any]] = [{
+    "type": "function", "name": "nonceBitmap", "stateMutability": "view",
+    "inputs": [{"name": "owner", "type": "address"}, {"name": "word", "type": "uint256"}],
+    "outputs": [{"name": "", "type": "uint256"}]}]
+
 #: The 402 `error` when a payment's `accepted` is not the offer (x402's server wording).
 NO_MATCHING_REQUIREMENTS = "No matching payment requirements"
 PAYMENT_REQUIRED = "Payment required"
@@ -136,6 +147,15 @@ class _BadRequestError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def _is_uint(value: Any) -> bool:
+    """A uint256 as the protocol spells it: decimal digits (or a JSON integer)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value < 2**256
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 78 and int(value) < 2**256
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error",
@@ -340,8 +360,10 @@ class _Call:
     valid_before: int = 0
     settled: SettleResponse | None = None
     upto: bool = False  # the payment is an upto permit (opens a session instead of settling)
-    nonce: str = ""  # the payment's nonce (EIP-3009 bytes32 hex, or the Permit2 uint256)
+    nonce: int = 0  # the payment's nonce as a number (EIP-3009 bytes32, or the Permit2 uint256)
     session: UptoSession | None = None  # the upto session this request is charged to
+    reservation: Reservation | None = None  # what the payment may still take, until it settles
+    hold: AuthorizationKey | None = None  # the gateway's hold on the authorization, until it settles
     reserved: bool = False  # its price is reserved on `session` and not yet committed
     session_receipt: dict[str, Any] | None = None
     owner: bool = False  # holds the authorization's key in the ledger
@@ -380,8 +402,12 @@ class LLMGateway:
         #: when that is set (and covers the price).
         self.upto_cap_multiple = upto_cap_multiple
         self.upto_session_cap: int | None = None
+        self.exposure = ExposureBook(self._coverage)
         self.sessions = UptoSessions(self._settle_session, self._record_now, idle_seconds=upto_idle_seconds,
-                                     min_price=min(p.price(1) for p in PRICES.values()))
+                                     min_price=min(p.price(1) for p in PRICES.values()),
+                                     on_ended=self._session_ended, recheck=self._recheck_payer)
+        self._watched_topics = {_TRANSFER_TOPIC, _APPROVAL_TOPIC, _NONCE_INVALIDATION_TOPIC}
+        payments_chain.add_log_listener(self._on_payment_logs)
         self._closed = False
         #: Wall time of the most recent settlement (verify excluded), for benchmarks.
         self.last_settle_seconds = 0.0
@@ -520,7 +546,7 @@ class LLMGateway:
             payload, requirements = await self._facilitator_body(request)
         except _BadRequestError as exc:
             return _error(400, exc.message)
-        result = await run_in_threadpool(self.facilitator.settle, payload, requirements)
+        result = await run_in_threadpool(self.facilitator.settle_public, payload, requirements)
         log.info("POST /facilitator/settle success=%s amount=%s tx=%s", result.success,
                  requirements.get_amount(), result.transaction[:10])
         return _json_response(result.model_dump(by_alias=True, exclude_none=True))
@@ -671,16 +697,14 @@ class LLMGateway:
         authorization = payload.payload.get("permit2Authorization" if call.upto else "authorization")
         if not isinstance(authorization, dict) or not isinstance(signature, str):
             return INVALID_PAYLOAD  # EIP-3009 `exact` and Permit2 `upto` payments are offered
-        payer, nonce = authorization.get("from"), authorization.get("nonce")
-        if not isinstance(payer, str) or not isinstance(nonce, (str, int)) or isinstance(nonce, bool):
-            return INVALID_PAYLOAD
-        try:
-            call.valid_before = int(authorization.get("deadline" if call.upto else "validBefore", 0))
-        except (TypeError, ValueError):
-            return INVALID_PAYLOAD
+        key = authorization_key(payload)
+        valid_before = authorization.get("deadline" if call.upto else "validBefore")
+        if key is None or valid_before is None or not _is_uint(valid_before):
+            return INVALID_PAYLOAD  # keys are built from numbers: "7", "07" and "007" are one nonce
+        call.valid_before = int(valid_before)
         call.payload = payload
-        call.nonce = str(nonce).lower()
-        call.key = (f"upto:{payer.lower()}" if call.upto else payer.lower(), call.nonce)
+        _, payer, call.nonce = key
+        call.key = (f"upto:{payer}" if call.upto else payer, str(call.nonce))
         call.signature = signature.lower()
         return None
 
@@ -727,8 +751,15 @@ class LLMGateway:
                 return refused
             return await self._run(request, call)
         finally:
+            self._release_payment(call)  # unless settled or handed to a session already
             if call.owner and not call.handed_off:
                 self._ledger.release(call.key, None)
+
+    def _release_payment(self, call: _Call) -> None:
+        """The payment settled, failed or was never used: its reservation and hold end."""
+        self.exposure.release(call.reservation)
+        self.facilitator.unhold(call.hold)
+        call.reservation, call.hold = None, None
 
     def _replay(self, stored: _Stored) -> Response:
         headers = dict(stored.headers)
@@ -745,36 +776,79 @@ class LLMGateway:
                         media_type=stored.media_type)
 
     async def _check_payment(self, request: Request, call: _Call) -> Response | None:
-        """Verify the payment (simulating the transfer on chain); a 402 when it is refused."""
+        """Hold the authorization, verify the payment (simulating the transfer on chain) and
+        reserve what it may take; a 402 when any of it is refused."""
         assert call.payload is not None
         offer = self._offer_for(call)
+        call.hold = self.facilitator.hold(call.payload)  # nobody else settles it from here on
         result = await run_in_threadpool(self.facilitator.verify, call.payload, offer)
         if not result.is_valid:
             return self._payment_required(request, call, result.invalid_reason or INVALID_PAYLOAD)
         if not call.v1_payload and not self._accepted_matches(call.payload.accepted, offer):
             return self._payment_required(request, call, NO_MATCHING_REQUIREMENTS)
-        if call.upto:
-            refusal = await run_in_threadpool(self._upto_exposure_refusal, str(result.payer), int(offer.amount))
-            if refusal is not None:
-                return self._payment_required(request, call, refusal)
+        payer, amount = str(result.payer), int(offer.amount)
+        if self.exposure.pending(payer):  # reads the chain: off the event loop
+            call.reservation, refusal = await run_in_threadpool(self.exposure.reserve, payer, amount,
+                                                                permit2=call.upto)
+        else:
+            call.reservation, refusal = self.exposure.reserve(payer, amount, permit2=call.upto)
+        if refusal is not None:
+            return self._payment_required(request, call, refusal)
         return None
 
-    def _upto_exposure_refusal(self, payer: str, cap: int) -> str | None:
-        """With other sessions of `payer` open, the Permit2 allowance and the balance must cover
-        all their caps and this one, so that every session can still settle."""
-        others = self.sessions.exposure(payer)
-        if others == 0:
-            return None  # x402's verification checked allowance and balance against this cap
+    def _coverage(self, payer: str) -> tuple[int, int]:
+        """`payer`'s OPG balance and its allowance to Permit2, on chain now."""
         signer, token = self.facilitator.signer, self.contracts.opg_token
-        if int(signer.read_contract(token, ERC20_ALLOWANCE_ABI, "allowance", payer, PERMIT2_ADDRESS)) < others + cap:
-            return ERR_PERMIT2_ALLOWANCE_REQUIRED
-        if signer.get_balance(payer, token) < others + cap:
-            return ERR_PERMIT2_INSUFFICIENT_BALANCE
-        return None
+        allowance = int(signer.read_contract(token, ERC20_ALLOWANCE_ABI, "allowance", payer, PERMIT2_ADDRESS))
+        return signer.get_balance(payer, token), allowance
+
+    def _on_payment_logs(self, logs: list[dict[str, Any]]) -> None:
+        """A block was mined on the payments chain: note payers whose coverage it may have changed
+        (runs under the chain's lock: only notes them; `_recheck_payer` reads the chain later)."""
+        token, permit2 = self.contracts.opg_token.lower(), PERMIT2_ADDRESS.lower()
+        payers: set[str] = set()
+        for entry in logs:
+            topics, address = entry.get("topics") or [], str(entry.get("address", "")).lower()
+            if len(topics) < 2 or topics[0] not in self._watched_topics:
+                continue
+            if (address == token and topics[0] != _NONCE_INVALIDATION_TOPIC) or (
+                    address == permit2 and topics[0] == _NONCE_INVALIDATION_TOPIC):
+                payers.add("0x" + str(topics[1])[-40:])
+        if payers:
+            self.sessions.mark_dirty(payers)
+
+    def _recheck_payer(self, payer: str) -> None:
+        """Re-read the chain for `payer`'s live sessions: revoke those whose permit nonce was used,
+        and settle them all now if the payer no longer covers what is reserved for it."""
+        sessions = self.sessions.live_of(payer)
+        if not sessions:
+            return
+        signer = self.facilitator.signer
+        for session in sessions:
+            bitmap = int(signer.read_contract(PERMIT2_ADDRESS, _NONCE_BITMAP_ABI, "nonceBitmap", payer,
+                                              session.nonce >> 8))
+            if bitmap >> (session.nonce & 0xFF) & 1:
+                self.sessions.revoke(session, "upto_permit_used_elsewhere")
+        covered, balance, allowance = self.exposure.covered(payer)
+        if not covered:
+            log.warning("payer %s no longer covers its upto sessions (balance %d, allowance %d): settling them",
+                        payer, balance, allowance)
+            self.sessions.close_payer(payer, "coverage reduced")
+
+    def _session_ended(self, session: UptoSession) -> None:
+        """A session settled, failed or was revoked: its reservation and its hold on the permit end."""
+        self.exposure.release(session.reservation)
+        self.facilitator.unhold(session.hold)
+        session.reservation = session.hold = None
 
     async def _session_call(self, request: Request, call: _Call, session_id: str) -> Response:
         """A request charged to an open upto session (no payment header): 402 when it cannot be."""
         price = int(call.requirements.amount)
+        known = self.sessions.get(session_id)
+        generation = self.sessions.dirty(known.payer) if known is not None else None
+        if known is not None and generation is not None:  # the chain changed for this payer
+            await run_in_threadpool(self._recheck_payer, known.payer)
+            self.sessions.checked(known.payer, generation)
         session, refusal = self.sessions.reserve(session_id, price, request.method, request.url.path)
         if session is None:
             return self._payment_required(request, call, refusal or PAYMENT_REQUIRED)
@@ -816,15 +890,29 @@ class LLMGateway:
             call.session = self.sessions.open(
                 payer=str(permit["from"]), nonce=call.nonce, payload=call.payload,
                 requirements=self._offer_for(call), price=int(call.requirements.amount),
-                method=request.method, path=request.url.path, deadline=call.valid_before)
+                method=request.method, path=request.url.path, deadline=call.valid_before,
+                reservation=call.reservation, hold=call.hold)
         except (ValueError, RuntimeError) as exc:
             log.warning("could not open an upto session: %s", exc)
             return self._payment_required(request, call, PERMIT2_NONCE_USED)
+        call.reservation, call.hold = None, None  # the session keeps them until it has settled
         self._session_headers(call)
         return None
 
     def _settle_session(self, session: UptoSession, amount: int) -> SettleResponse:
-        """The one settlement of an upto session (the session book's settler thread calls it)."""
+        """The one settlement of an upto session (the session book's settler thread calls it).
+
+        It takes what the session served, or as much of it as the payer's balance and allowance
+        still cover (a payer who moved funds away mid-session leaves less than it was served).
+        """
+        balance, allowance = self._coverage(session.payer)
+        if min(balance, allowance) < amount:
+            log.warning("upto session %s served %d but its payer now covers only %d: settling that",
+                        session.id[:12], amount, min(balance, allowance))
+            amount = min(balance, allowance)
+            if amount == 0:
+                return SettleResponse(success=False, error_reason="insufficient_funds", transaction="",
+                                      network=str(session.requirements.network), payer=session.payer)
         started = time.perf_counter()
         result = self.facilitator.settle_upto(session.payload, session.requirements, amount)
         if not result.success and not result.transaction:
@@ -847,6 +935,7 @@ class LLMGateway:
         settled = await run_in_threadpool(self.facilitator.settle, call.payload, call.requirements,
                                           verified=True)
         self.last_settle_seconds = time.perf_counter() - started
+        self._release_payment(call)  # on chain now (or refused): the balance tells the rest
         call.settled = settled
         if not settled.success:
             log.warning("settlement failed: %s %s", settled.error_reason, settled.error_message or "")
@@ -975,8 +1064,8 @@ class LLMGateway:
         headers = {**self._paid_headers(call), **_SSE_HEADERS}
         call.handed_off = True  # the stream gives the authorization's key back when it ends
         stream = _Stream(self, call, headers)
-        return StreamingResponse(stream.frames(first, pieces), 200, headers=headers,
-                                 media_type="text/event-stream")
+        stream.produce(first, pieces)
+        return StreamingResponse(stream.frames(), 200, headers=headers, media_type="text/event-stream")
 
 
 async def _close(pieces: AsyncIterator[Delta]) -> None:
@@ -991,13 +1080,19 @@ async def _close(pieces: AsyncIterator[Delta]) -> None:
 class _Stream:
     """One SSE answer: turns upstream deltas into chunks, signs the end, keeps the frames.
 
-    When the client goes away after paying, the rest of the answer is still produced in the
-    background and stored, so a retry with the same authorization gets the whole stream.
+    A producer task reads the upstream and the client's response only reads the frames it made,
+    so a client that leaves — before the first byte or mid-way — never interrupts the upstream:
+    the answer is always produced whole, signed whole and stored whole, and a retry with the same
+    authorization gets all of it. (Were the client's cancellation to reach the upstream, a cut
+    answer would be signed as a finished one and replayed as if complete.) An upstream that ends
+    without saying how it finished is an upstream failure, not a finished answer.
     """
 
     def __init__(self, gateway: LLMGateway, call: _Call, headers: dict[str, str]) -> None:
         self.gateway, self.call, self.headers = gateway, call, headers
         self.sent: list[bytes] = []
+        self.done = False
+        self._more = asyncio.Event()
         self.text: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
@@ -1061,7 +1156,9 @@ class _Stream:
 
     def end(self) -> list[bytes]:
         """The signed finish chunk, OpenAI's usage chunk when asked, `[DONE]`; records the payment."""
-        finish = self.finish or "stop"
+        if self.finish is None:
+            raise UpstreamError("the upstream stream ended without a finish_reason")
+        finish = self.finish
         usage = self.usage or Usage(0, 0, 0)
         tool_calls = [self.calls[i] for i in sorted(self.calls)] or None
         out_text = output_text("".join(self.text), tool_calls, finish)
@@ -1093,44 +1190,43 @@ class _Stream:
         else:
             self.gateway._ledger.release(call.key, None)
 
-    async def frames(self, first: Delta | None, pieces: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
-        complete = handed_over = False
-        try:
-            if first is not None:
-                for data in self.take(first):
-                    yield data
-                async for delta in pieces:
-                    for data in self.take(delta):
-                        yield data
-            for data in self.end():
-                yield data
-            complete = True
-        except UpstreamError as exc:
-            yield self._failed(exc)
-        except (GeneratorExit, asyncio.CancelledError):
-            # The client left mid-stream after paying: finish the answer for a retry to replay.
-            if self.call.settled is not None and self.call.settled.success:
-                task = asyncio.get_running_loop().create_task(self._drain(pieces))
-                _BACKGROUND.add(task)
-                task.add_done_callback(_BACKGROUND.discard)
-                handed_over = True
-            raise
-        finally:
-            if not handed_over:
-                self._release(complete)
+    def produce(self, first: Delta | None, pieces: AsyncIterator[Delta]) -> None:
+        """Start reading the upstream in a task of its own (kept until it is done)."""
+        task = asyncio.get_running_loop().create_task(self._produce(first, pieces))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
 
-    async def _drain(self, pieces: AsyncIterator[Delta]) -> None:
+    async def _produce(self, first: Delta | None, pieces: AsyncIterator[Delta]) -> None:
         complete = False
         try:
-            async for delta in pieces:
-                self.take(delta)
+            if first is not None:
+                self.take(first)
+                self._more.set()
+                async for delta in pieces:
+                    self.take(delta)
+                    self._more.set()
             self.end()
             complete = True
-        except Exception as exc:
-            log.warning("finishing an abandoned stream failed: %s", exc)
+        except Exception as exc:  # UpstreamError, or anything unexpected: the stream failed
+            self.sent.append(self._failed(exc))
         finally:
+            self.done = True
+            self._more.set()
             self._release(complete)
 
+    async def frames(self) -> AsyncIterator[bytes]:
+        """What the client receives: the producer's frames, as they come."""
+        sent = 0
+        while True:
+            while sent < len(self.sent):
+                sent += 1
+                yield self.sent[sent - 1]
+            if self.done:
+                return
+            self._more.clear()
+            if sent == len(self.sent) and not self.done:
+                await self._more.wait()
 
-#: Background drains of streams whose clients left (kept referenced until done).
+
+#: Streams' producer tasks (kept referenced until done).
 _BACKGROUND: set[asyncio.Task[None]] = set()

@@ -18,8 +18,15 @@ through x402's upto proxy when
 Invariants: a session is settled at most once (open → closing → settling → settled | failed, each
 step under one lock, and only the settler thread settles); the amount settled is the sum of the
 prices of the requests it served and never exceeds the cap (a charge that would exceed it is
-refused before the model runs); a request whose model fails is not charged. A session id is a
+refused before the model runs); a request whose model fails is not charged; a permit opens one
+session however its nonce is spelled (permits are keyed by the nonce's number). A session id is a
 bearer credential: whoever holds it spends from the payer's cap, as the payer's own client would.
+
+A session watches its permit: the gateway marks a payer *dirty* when the chain shows it moving
+tokens, changing its Permit2 allowance or burning Permit2 nonces (`mark_dirty`); the next request
+on the payer's sessions, or the settler thread first, has the gateway re-check the chain
+(`recheck`). A session whose permit nonce is used is revoked at once — it serves nothing more —
+and sessions whose payer no longer covers them are settled at once, for what they served.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ __all__ = [
     "SESSION_CAP_EXHAUSTED",
     "SESSION_ENDED",
     "SESSION_EXPIRED",
+    "SESSION_REVOKED",
     "SESSION_ROUTE_MISMATCH",
     "SESSION_UNKNOWN",
     "UptoSession",
@@ -57,8 +65,10 @@ SESSION_ENDED = "upto_session_ended"  # settled (or settling) after it went idle
 SESSION_CAP_EXHAUSTED = "upto_session_cap_exhausted"  # the price exceeds what remains of the cap
 SESSION_EXPIRED = "upto_session_expired"  # the permit's deadline is too near to serve more
 SESSION_ROUTE_MISMATCH = "upto_session_route_mismatch"  # opened for another method or path
+SESSION_REVOKED = "upto_session_revoked"  # its permit was used or revoked on chain
+REVOKED_BECAUSE = "permit revoked on chain"
 _ENDED_BECAUSE = {"cap used up": SESSION_CAP_EXHAUSTED, "cap exhausted": SESSION_CAP_EXHAUSTED,
-                  "expiring": SESSION_EXPIRED}
+                  "expiring": SESSION_EXPIRED, REVOKED_BECAUSE: SESSION_REVOKED}
 
 #: Settled sessions kept for `GET /upto/sessions/{id}` (oldest dropped first).
 _KEEP_SETTLED = 4096
@@ -70,7 +80,7 @@ class UptoSession:
 
     id: str
     payer: str
-    nonce: str
+    nonce: int  # the permit's Permit2 nonce
     payload: PaymentPayload
     requirements: PaymentRequirements  # the upto offer the payment accepted (amount = the cap)
     cap: int
@@ -89,6 +99,10 @@ class UptoSession:
     settled_at: float | None = None
     records: list[SettlementRecord] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
+    #: What the gateway keeps with the session until it ends (its exposure reservation, its hold
+    #: on the permit); `on_ended` gives them back.
+    reservation: Any = None
+    hold: Any = None
 
     @property
     def remaining(self) -> int:
@@ -120,16 +134,21 @@ class UptoSessions:
 
     def __init__(self, settle: Callable[[UptoSession, int], SettleResponse],
                  record: Callable[[SettlementRecord], None], *, idle_seconds: float = 30.0,
-                 expiry_margin_seconds: float = 60.0, min_price: int = 1) -> None:
+                 expiry_margin_seconds: float = 60.0, min_price: int = 1,
+                 on_ended: Callable[[UptoSession], None] | None = None,
+                 recheck: Callable[[str], None] | None = None) -> None:
         self._settle_fn = settle
         self._record_fn = record
+        self._on_ended = on_ended
+        self._recheck = recheck
+        self._dirty: dict[str, int] = {}  # payer → generation of the latest change seen
         self.min_price = min_price
         self.idle_seconds = idle_seconds
         self.expiry_margin_seconds = expiry_margin_seconds
         self._cond = threading.Condition()
         self._live: dict[str, UptoSession] = {}
         self._ended: OrderedDict[str, UptoSession] = OrderedDict()
-        self._permits: dict[tuple[str, str], int] = {}  # (payer, nonce) → deadline: opened once only
+        self._permits: dict[tuple[str, int], int] = {}  # (payer, nonce) → deadline: opened once only
         self._stopping = False
         #: Settlement transactions sent, in order (session id, tx hash), for tests and benchmarks.
         self.settlements: list[tuple[str, str]] = []
@@ -138,18 +157,70 @@ class UptoSessions:
 
     # ---- the request path ------------------------------------------------------------------------
 
-    def used(self, payer: str, nonce: str) -> bool:
+    def used(self, payer: str, nonce: int) -> bool:
         """True when this permit already opened a session (it backs at most one)."""
         with self._cond:
             return (payer.lower(), nonce) in self._permits
 
-    def exposure(self, payer: str) -> int:
-        """Sum of the caps of `payer`'s live sessions: what the gateway may still settle from them."""
+    def live_of(self, payer: str) -> list[UptoSession]:
+        """`payer`'s sessions not yet handed to the settler."""
         with self._cond:
-            return sum(s.cap for s in self._live.values() if s.payer.lower() == payer.lower())
+            return [s for s in self._live.values() if s.payer.lower() == payer.lower() and s.live]
 
-    def open(self, *, payer: str, nonce: str, payload: PaymentPayload, requirements: PaymentRequirements,
-             price: int, method: str, path: str, deadline: int) -> UptoSession:
+    # ---- watching the chain ----------------------------------------------------------------------
+
+    def mark_dirty(self, payers: set[str]) -> None:
+        """The chain moved these payers' tokens, allowance or nonces: re-check their sessions."""
+        with self._cond:
+            watched = {s.payer.lower() for s in self._live.values()} & {p.lower() for p in payers}
+            for payer in watched:
+                self._dirty[payer] = self._dirty.get(payer, 0) + 1
+            if watched:
+                self._cond.notify_all()
+
+    def dirty(self, payer: str) -> int | None:
+        """The generation of `payer`'s latest unchecked change, or None when it needs no re-check."""
+        with self._cond:
+            return self._dirty.get(payer.lower())
+
+    def checked(self, payer: str, generation: int) -> None:
+        """`payer` was re-checked after change `generation` (a later change keeps it dirty)."""
+        with self._cond:
+            if self._dirty.get(payer.lower()) == generation:
+                del self._dirty[payer.lower()]
+
+    def revoke(self, session: UptoSession, reason: str) -> None:
+        """End a session whose permit can no longer settle: it serves nothing more, settles nothing."""
+        with self._cond:
+            if not session.live:
+                return
+            session.state, session.closed_because, session.error_reason = "failed", REVOKED_BECAUSE, reason
+            session.settled_at = time.time()
+            self._live.pop(session.id, None)
+            self._ended[session.id] = session
+            session.records = []  # nothing will name a payment transaction
+        session.done.set()
+        log.warning("upto session %s revoked (%s) after %d requests: %d charged will not be paid",
+                    session.id[:12], reason, session.requests, session.charged)
+        self._ended_hook(session)
+
+    def close_payer(self, payer: str, because: str) -> None:
+        """Settle every live session of `payer` now (its coverage shrank)."""
+        with self._cond:
+            for session in self._live.values():
+                if session.payer.lower() == payer.lower():
+                    self._close(session, because)
+
+    def _ended_hook(self, session: UptoSession) -> None:
+        if self._on_ended is not None:
+            try:
+                self._on_ended(session)
+            except Exception:
+                log.exception("the end-of-session hook failed for %s", session.id[:12])
+
+    def open(self, *, payer: str, nonce: int, payload: PaymentPayload, requirements: PaymentRequirements,
+             price: int, method: str, path: str, deadline: int, reservation: Any = None,
+             hold: Any = None) -> UptoSession:
         """A new session, charged the opening request's `price` (already served)."""
         cap = int(requirements.amount)
         if not 0 <= price <= cap:
@@ -157,7 +228,8 @@ class UptoSessions:
         now = time.time()
         session = UptoSession(id="ups_" + secrets.token_urlsafe(24), payer=payer, nonce=nonce, payload=payload,
                               requirements=requirements, cap=cap, method=method, path=path,
-                              deadline=deadline, opened_at=now, last_used=now, charged=price, requests=1)
+                              deadline=deadline, opened_at=now, last_used=now, charged=price, requests=1,
+                              reservation=reservation, hold=hold)
         with self._cond:
             key = (payer.lower(), nonce)
             if key in self._permits:
@@ -293,12 +365,23 @@ class UptoSessions:
         while True:
             with self._cond:
                 while True:
+                    dirty = dict(self._dirty)
+                    if dirty:
+                        due: list[UptoSession] = []
+                        break
                     due, wait = self._due(time.time())
                     if due:
                         break
                     if self._stopping and not self._live:
                         return
                     self._cond.wait(None if wait is None else max(wait, 0.005))
+            for payer, generation in sorted(dirty.items()):
+                if self._recheck is not None:
+                    try:
+                        self._recheck(payer)
+                    except Exception:
+                        log.exception("re-checking payer %s failed", payer)
+                self.checked(payer, generation)
             for session in due:
                 self._settle(session)
 
@@ -347,3 +430,4 @@ class UptoSessions:
         else:
             log.warning("upto session %s failed to settle %d: %s %s", session.id[:12], amount,
                         session.error_reason, result.error_message or "")
+        self._ended_hook(session)
