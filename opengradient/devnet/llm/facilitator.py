@@ -79,7 +79,7 @@ log = logging.getLogger("opengradient.devnet.facilitator")
 
 #: A settle refused because the gateway holds the authorization (it backs a request or a session).
 AUTHORIZATION_HELD = "authorization_held_by_gateway"
-_DECIMAL = re.compile(r"^[0-9]{1,78}$")
+_DECIMAL = re.compile(r"^[0-9]{1,100}$")  # leading zeros allowed: the number is what counts
 _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 

@@ -155,7 +155,7 @@ def _is_uint(value: Any) -> bool:
         return False
     if isinstance(value, int):
         return 0 <= value < 2**256
-    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 78 and int(value) < 2**256
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 100 and int(value) < 2**256
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error",
