@@ -21,6 +21,7 @@ from opengradient.devnet.keys import DevAccount, dev_accounts
 from opengradient.devnet.llm.gateway import LLMGateway
 from opengradient.devnet.llm_precompile import LLM_PRECOMPILE_ADDRESS, LLMPrecompile
 from opengradient.devnet.models import SHIPPED_MODELS
+from opengradient.devnet.price_history import PRICE_HISTORY_PRECOMPILE_ADDRESS, PriceFeed, PriceHistoryPrecompile
 from opengradient.devnet.transport import ASGIBridge
 from opengradient.devnet.twins import DEVNET_TWINS_API_KEY, TwinsService
 from opengradient.devnet.workflows import install_workflows
@@ -83,13 +84,16 @@ class Devnet:
         self.precompile = InferencePrecompile(self.store, deferred_results=deferred_results,
                                               zkml=self.zkml)
         self.llm_precompile = LLMPrecompile()
+        #: The candles the price-history precompile serves (advanced by the scheduler loop).
+        self.price_feed = PriceFeed(time.time())
         self.twins = TwinsService()
         self.alpha_chain = DevChain(
             DEVNET_ALPHA_CHAIN_ID, name="alpha", funded=funded,
             code={INFERENCE_CONTRACT_ADDRESS: runtime_code("OGInference"),
                   VERIFIER_ADDRESS: verifier_runtime_code()},
             precompiles={INFERENCE_PRECOMPILE_ADDRESS: self.precompile,
-                         LLM_PRECOMPILE_ADDRESS: self.llm_precompile})
+                         LLM_PRECOMPILE_ADDRESS: self.llm_precompile,
+                         PRICE_HISTORY_PRECOMPILE_ADDRESS: PriceHistoryPrecompile(self.price_feed, self.precompile)})
         self.zkml.attach_chain(self.alpha_chain)
         self.payments_chain = DevChain(DEVNET_PAYMENTS_CHAIN_ID, name="payments", funded=funded,
                                        code={})
@@ -148,6 +152,7 @@ class Devnet:
                       "inference_contract": INFERENCE_CONTRACT_ADDRESS,
                       "inference_precompile": INFERENCE_PRECOMPILE_ADDRESS,
                       "llm_precompile": LLM_PRECOMPILE_ADDRESS,
+                      "price_history_precompile": PRICE_HISTORY_PRECOMPILE_ADDRESS,
                       "tee_registry": self.network.tee_registry_address,
                       "zkml_verifier": VERIFIER_ADDRESS},
             "payments": {"rpc_url": self.network.payments.rpc_url,
