@@ -172,7 +172,7 @@ class PriceHistoryPrecompile:
             if not input_name:
                 raise PrecompileRevert("price history: inputName is empty")
             numbers = self.feed.query(query)
-            model_input = ([(input_name, numbers, [1, query[2], len(query[5])])], [])
+            model_input: tuple[list[Any], list[Any]] = ([(input_name, numbers, [1, query[2], len(query[5])])], [])
             try:
                 inputs = decode_model_input(model_input)
                 output = encode_model_output(self.inference.run(model_id, inputs),
