@@ -139,7 +139,7 @@ def test_our_client_reads_exactly_the_documented_shapes(deferred: Devnet) -> Non
         assert result.model_output["Y"].tolist() == [[11.125]]
     from opengradient.client.alpha import parse_api_result
 
-    flat = {"model_output": {"numbers": [], "strings": [], "jsons": []}}
+    flat: dict[str, Any] = {"model_output": {"numbers": [], "strings": [], "jsons": []}}
     for mode, document in [(og.InferenceMode.TEE, {"InferenceResult": {"TeeNodeResult": flat}}),
                            (og.InferenceMode.VANILLA, {"InferenceResult": {"TeeNodeResult": flat}}),
                            (og.InferenceMode.ZKML, {"InferenceResult": {"ZkmlResult": {"Response": flat}}}),
@@ -147,7 +147,8 @@ def test_our_client_reads_exactly_the_documented_shapes(deferred: Devnet) -> Non
         body = {"inference_results": [base64.b64encode(json.dumps(document).encode()).decode()]}
         with pytest.raises(og.InferenceError, match=f"{mode.name} result this SDK cannot read"):
             parse_api_result(body, mode)
-    for body in [{}, {"inference_results": []}, {"inference_results": ["%%%"]}, []]:
+    bodies: list[Any] = [{}, {"inference_results": []}, {"inference_results": ["%%%"]}, []]
+    for body in bodies:
         with pytest.raises(og.InferenceError, match="cannot read"):
             parse_api_result(body, og.InferenceMode.VANILLA)
 
