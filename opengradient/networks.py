@@ -103,7 +103,8 @@ PUBLIC_BASE_MAINNET = replace(
 
 
 def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DEVNET_PAYMENTS_CHAIN_ID,
-                   alpha_chain_id: int = DEVNET_ALPHA_CHAIN_ID, tee_registry: str | None = None) -> Network:
+                   alpha_chain_id: int = DEVNET_ALPHA_CHAIN_ID, tee_registry: str | None = None,
+                   token_name: str = "OPG", token_version: str = "2") -> Network:
     """The preset of a devnet whose services all live under `base_url` (HTTP or in-process)."""
     base = base_url.rstrip("/")
     return Network(
@@ -122,8 +123,8 @@ def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DE
             network=f"eip155:{payments_chain_id}",
             rpc_url=f"{base}/rpc/payments",
             token_address=opg_token,
-            token_name="OPG",
-            token_version="2",
+            token_name=token_name,
+            token_version=token_version,
         ),
         alpha_chain_id=alpha_chain_id,
         tee_registry_address=tee_registry,
