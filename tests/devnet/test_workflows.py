@@ -229,7 +229,7 @@ QUERY = "(string,string,uint32,uint32,uint8,uint8[])"
 
 
 def _price_history(env: Env, selector: str, types: list[str], args: list[Any]) -> bytes:
-    """A raw eth_call to the precompile; raises DeployerError-like AssertionError on a revert."""
+    """A raw eth_call to the precompile; a revert raises DeployerError with the reason."""
     from eth_abi import encode
 
     data = "0x" + selector + encode(types, args).hex()
