@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench report contracts models
+.PHONY: demo test interop bench report contracts models
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP) node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The official clients (0.7.4 and the latest release, each in its own venv under .interop/) against
+# `devnet up --payments-chain base-sepolia` / `base`; needs PyPI. Writes .interop/matrix.md.
+interop: $(STAMP)
+	$(BIN)/python -m pytest -m interop tests/interop -p no:randomly -v
+	@cat .interop/matrix.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

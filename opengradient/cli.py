@@ -405,7 +405,14 @@ def devnet() -> None:
 def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     click.echo(f"OpenGradient devnet at {info['url']}")
     click.echo(f"  Alpha chain     {info['alpha']['rpc_url']}  (chain id {info['alpha']['chain_id']})")
-    click.echo(f"  payments chain  {info['payments']['rpc_url']}  (chain id {info['payments']['chain_id']})")
+    payments = info["payments"]
+    mode = payments.get("mode", "devnet")
+    click.echo(f"  payments chain  {payments['rpc_url']}  (chain id {payments['chain_id']}"
+               f"{'' if mode == 'devnet' else f', {mode} in form'}; OPG {payments['opg_token']})")
+    if mode != "devnet":
+        from opengradient.devnet.payments_chain import PAYMENTS_CHAIN_WARNING
+
+        click.echo(f"  WARNING: {PAYMENTS_CHAIN_WARNING}")
     click.echo(f"  Model Hub       {info['model_hub']['url']}  (user {info['model_hub']['email']}, "
                f"password {info['model_hub'].get('password', '?')})")
     if info.get("twins"):
@@ -427,15 +434,21 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
               help="Keep the Model Hub here across restarts: model files and the hub's index (users, "
                    "models, versions, file listings). Chains, balances, upto sessions, workflows and "
                    "sign-in tokens start afresh each time. Default: a temporary directory.")
+@click.option("--payments-chain", type=click.Choice(["devnet", "base-sepolia", "base"]), default="devnet",
+              show_default=True,
+              help="devnet: chain ids no public chain has, so nothing signed here is valid elsewhere. "
+                   "base-sepolia / base: the public chain id, OPG address and EIP-712 domain, for "
+                   "clients that hard-code them; payments signed in these modes are valid in form on "
+                   "the public chain's domain, so use the development keys only.")
 @pass_settings
-def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None) -> None:
+def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None, payments_chain: str) -> None:
     """Serve the devnet over HTTP until interrupted."""
     try:
         from opengradient.devnet.node import start
     except ImportError as exc:
         _fail(f"the devnet needs extra packages ({exc.name} is missing): pip install 'opengradient[devnet]'")
     try:
-        net = start(http=True, host=host, port=port, data_dir=data_dir)
+        net = start(http=True, host=host, port=port, data_dir=data_dir, payments_chain=payments_chain)
     except (OSError, RuntimeError, ValueError) as exc:
         _fail(f"could not start the devnet on {host}:{port}: {exc}")
     stop = threading.Event()

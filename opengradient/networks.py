@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 INFERENCE_CONTRACT_ADDRESS = "0x8383C9bD7462F12Eb996DD02F78234C0421A6FaE"
 INFERENCE_PRECOMPILE_ADDRESS = "0x00000000000000000000000000000000000000F4"
+#: Where the Alpha chain serves price history (and runs workflow models on it).
+PRICE_HISTORY_PRECOMPILE_ADDRESS = "0x00000000000000000000000000000000000000F5"
 SCHEDULER_ADDRESS = "0x7179724De4e7FF9271FA40C0337c7f90C0508eF6"
 PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
 
@@ -101,7 +103,8 @@ PUBLIC_BASE_MAINNET = replace(
 
 
 def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DEVNET_PAYMENTS_CHAIN_ID,
-                   alpha_chain_id: int = DEVNET_ALPHA_CHAIN_ID, tee_registry: str | None = None) -> Network:
+                   alpha_chain_id: int = DEVNET_ALPHA_CHAIN_ID, tee_registry: str | None = None,
+                   token_name: str = "OPG", token_version: str = "2") -> Network:
     """The preset of a devnet whose services all live under `base_url` (HTTP or in-process)."""
     base = base_url.rstrip("/")
     return Network(
@@ -120,8 +123,8 @@ def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DE
             network=f"eip155:{payments_chain_id}",
             rpc_url=f"{base}/rpc/payments",
             token_address=opg_token,
-            token_name="OPG",
-            token_version="2",
+            token_name=token_name,
+            token_version=token_version,
         ),
         alpha_chain_id=alpha_chain_id,
         tee_registry_address=tee_registry,

@@ -94,7 +94,7 @@ class CandleOrder(IntEnum):
 
 @dataclass(frozen=True)
 class HistoricalInputQuery:
-    """The price history a workflow reads from the on-chain oracle before each run."""
+    """The price history a workflow's model runs on (served by the chain's price-history precompile)."""
 
     base: str
     quote: str

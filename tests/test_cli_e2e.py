@@ -137,8 +137,10 @@ def test_devnet_up_reports_everything_a_user_needs(devnet_up: dict[str, Any]) ->
     assert {m["name"] for m in devnet_up["models"]} >= {"price-regression"}
 
 
-def test_devnet_up_text_output(fresh: Cli) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "opengradient.cli", "devnet", "up", "--port", "0"],
+@pytest.mark.parametrize("payments_chain", ["devnet", "base"])
+def test_devnet_up_text_output(fresh: Cli, payments_chain: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "opengradient.cli", "devnet", "up", "--port", "0",
+                             "--payments-chain", payments_chain],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fresh.env)
     lines: list[str] = []
     try:
@@ -154,6 +156,20 @@ def test_devnet_up_text_output(fresh: Cli) -> None:
     assert "OpenGradient devnet at http://127.0.0.1:" in text
     assert "password devnet-password" in text and f"X-API-Key {DEVNET_TWINS_API_KEY}" in text
     assert "price-regression" in text and "development accounts" in text
+    if payments_chain == "devnet":
+        assert "(chain id 910020; OPG 0x" in text and "WARNING" not in text
+    else:
+        assert "(chain id 8453, base in form; OPG 0xFbC2051AE2265686a469421b2C5A2D5462FbF5eB)" in text
+        assert "WARNING: payments signed in the base-sepolia and base modes are valid in form" in text
+        assert "development keys only" in text
+
+
+def test_devnet_up_help_says_what_the_payments_modes_sign(fresh: Cli) -> None:
+    proc = subprocess.run([sys.executable, "-m", "opengradient.cli", "devnet", "up", "--help"],
+                          capture_output=True, text=True, env=fresh.env, timeout=60, check=True)
+    text = " ".join(proc.stdout.split())
+    assert "--payments-chain [devnet|base-sepolia|base]" in text
+    assert "valid in form on the public chain's domain, so use the development keys only" in text
 
 
 # ---- config ----------------------------------------------------------------------------------------------

@@ -710,3 +710,17 @@ def test_json_shape_entries_are_compact_json() -> None:
     _, _, jsons, _ = encode_model_output({"s": np.zeros((2, 0, 3), dtype=str)})
     assert jsons == [("s.shape", "[2,0,3]")]
     assert json.loads(jsons[0][1]) == [2, 0, 3]
+
+
+def test_outputs_are_float64_where_0_7_4_gave_float32() -> None:
+    """The documented choice: output numbers decode to correctly rounded float64, not 0.7.4's
+    float32, so a fixed-point value the chain returns survives to the user's array."""
+    from decimal import Decimal
+
+    from opengradient.client.codec import decode_model_output
+
+    btc = (650001234, 4)  # 65000.1234, a price with four decimals
+    decoded = decode_model_output(([("price", [btc, (-7, 9)], [2])], [], [], False))["price"]
+    assert decoded.dtype == np.float64
+    assert decoded.tolist() == [65000.1234, -7e-9]
+    assert float(np.float32(Decimal(btc[0]) / 10 ** Decimal(btc[1]))) == 65000.125  # what float32 keeps

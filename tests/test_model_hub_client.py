@@ -173,14 +173,14 @@ async def test_create_version_upload_list_async(model_file: Path) -> None:
     hub = ModelHub(http, hub_url=HUB_URL, auth_url=AUTH_URL, email=DEV_EMAIL,
                    password=DEV_PASSWORD, clock=clock)
     try:
-        repo = await hub.acreate_model("async-model", "d", version="3.00")
-        assert repo.initialVersion == "3.00"
-        assert (await hub.acreate_version("async-model", "n"))["versionString"] == "3.01"
+        repo = await hub.acreate_model("async-model", "d")
+        assert repo.initialVersion == "1.00"
+        assert (await hub.acreate_version("async-model", "n"))["versionString"] == "1.01"
         progress = Progress()
-        result = await hub.aupload(str(model_file), "async-model", "3.01", progress=progress)
+        result = await hub.aupload(str(model_file), "async-model", "1.01", progress=progress)
         assert result.modelCid == cid_of(model_file.read_bytes())
         progress.check(model_file.stat().st_size)
-        files = await hub.alist_files("async-model", "3.01")
+        files = await hub.alist_files("async-model", "1.01")
         assert [f["ipfsCid"] for f in files] == [result.modelCid]
     finally:
         await http.aclose()
@@ -210,8 +210,8 @@ def test_token_near_expiry_is_refreshed_before_the_call(devnet: Devnet) -> None:
     devnet.hub.create_model("m", "")
     devnet.advance(3600 - 30)  # inside the 60 s margin
     devnet.hub.create_version("m")
-    assert devnet.recorder.paths() == ["accounts:signInWithPassword", "/api/v0/models/", "token",
-                                       "/api/v0/models/m/versions"]
+    assert devnet.recorder.paths() == ["accounts:signInWithPassword", "/api/v0/models/",
+                                       "/api/v0/models/m/versions", "token", "/api/v0/models/m/versions"]
     assert all(status < 400 for _, _, status in devnet.recorder.calls)
 
 
@@ -223,7 +223,7 @@ def test_token_expired_mid_session_is_refreshed_after_401(devnet: Devnet, model_
     result = devnet.hub.upload(model_file, "m", "1.00", progress=progress)
     assert result.modelCid == cid_of(model_file.read_bytes())
     calls = devnet.recorder.calls
-    assert [(p.rsplit("/", 1)[-1], s) for _, p, s in calls[2:]] == [
+    assert [(p.rsplit("/", 1)[-1], s) for _, p, s in calls[3:]] == [
         ("files", 401), ("token", 200), ("files", 201)]
     assert progress.calls[-1] == (result.size, result.size)
 
@@ -233,9 +233,9 @@ def test_devnet_restart_forces_a_new_sign_in(devnet: Devnet) -> None:
     devnet.app.swap(devnet.new_service())  # every token and refresh token is forgotten
     assert devnet.hub.create_model("m", "").name == "m"
     assert [(p, s) for p, (_, _, s) in zip(devnet.recorder.paths(), devnet.recorder.calls,
-                                           strict=True)][2:] == [
+                                           strict=True)][3:] == [
         ("/api/v0/models/", 401), ("token", 400), ("accounts:signInWithPassword", 200),
-        ("/api/v0/models/", 201)]
+        ("/api/v0/models/", 201), ("/api/v0/models/m/versions", 201)]
 
 
 def test_hub_refusing_even_a_fresh_token_is_an_authentication_error(devnet: Devnet) -> None:
@@ -293,7 +293,7 @@ def test_bad_model_name_fails_before_any_request(devnet: Devnet, name: Any) -> N
     assert devnet.recorder.calls == []
 
 
-@pytest.mark.parametrize("version", ["1", "1.0", "v1.00", ""])
+@pytest.mark.parametrize("version", ["1", "1.0", "v1.00", "", "3.00"])
 def test_bad_initial_version_fails_before_any_request(devnet: Devnet, version: str) -> None:
     with pytest.raises(InvalidInputError, match="version"):
         devnet.hub.create_model("m", "d", version=version)
@@ -396,8 +396,8 @@ def test_api_key_goes_only_to_auth_calls_and_not_into_errors() -> None:
         net.advance(3590)
         net.hub.create_version("m")
         assert net.recorder.urls == [f"{AUTH_URL}/accounts:signInWithPassword?key=web-api-key",
-                                     f"{HUB_URL}/models/", f"{AUTH_URL}/token?key=web-api-key",
-                                     f"{HUB_URL}/models/m/versions"]
+                                     f"{HUB_URL}/models/", f"{HUB_URL}/models/m/versions",
+                                     f"{AUTH_URL}/token?key=web-api-key", f"{HUB_URL}/models/m/versions"]
     finally:
         net.close()
 

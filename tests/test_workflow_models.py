@@ -219,7 +219,13 @@ def test_the_abi_is_protocol_section_5() -> None:
             "historicalContract"} <= set(functions)
     assert [_type(p) for p in functions["getInferenceResult"]["outputs"]] == [MODEL_OUTPUT]
     assert [_type(p) for p in functions["getLastInferenceResults"]["outputs"]] == [f"{MODEL_OUTPUT}[]"]
-    assert [_type(p) for p in functions["inputQuery"]["outputs"]] == [wf.HISTORICAL_INPUT_QUERY]
+    # The public contract's getter: the query without candle_types (a public struct getter).
+    assert [(p["name"], _type(p)) for p in functions["inputQuery"]["outputs"]] == [
+        ("base", "string"), ("quote", "string"), ("total_candles", "uint32"),
+        ("candle_duration_in_mins", "uint32"), ("order", "uint8")]
+    assert [_type(p) for p in functions["candleTypes"]["outputs"]] == ["uint8[]"]
+    assert [_type(p) for p in functions["historicalContract"]["outputs"]] == ["address"]
+    assert functions["run"]["outputs"] == []
     event = _entry("event", "InferenceResultEmitted")
     assert [(p["name"], p["indexed"], _type(p)) for p in event["inputs"]] == [
         ("caller", True, "address"), ("result", False, MODEL_OUTPUT)]

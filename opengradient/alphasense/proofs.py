@@ -14,12 +14,12 @@ finds that transaction through the contract's `InferenceResultEmitted` logs and 
   the ABI-encoded `ModelOutput`, as for on-chain inference);
 * in the same transaction the inference precompile emitted `ModelInferenceEvent` for model
   `model_cid` in mode `inference_mode`, on the input whose hash is `input_hash` (the candles the
-  workflow read from the price oracle), with that same output;
+  price-history precompile at `0x…F5` fed the model; it emits the event), with that same output;
 * the contract's `modelId()` is `model_cid`, so the contract is a workflow of that model;
 * no later run of the workflow happened up to `read_block`, the block the tool read — so this
   was the workflow's current result when the agent got it.
 
-It does not prove more than the chain does: the oracle's candles are trusted as the chain holds
+It does not prove more than the chain does: the price feed's candles are trusted as the chain holds
 them (synthetic on the devnet), and a VANILLA run is vouched for by the chain's execution, not by
 a zero-knowledge proof.
 
@@ -281,11 +281,12 @@ def _precompile_inference(receipt: dict[str, Any], result_log: dict[str, Any]) -
 
     from opengradient.client.abi import MODEL_INFERENCE_ARGS, MODEL_INFERENCE_TOPIC
     from opengradient.client.codec import MODEL_OUTPUT
-    from opengradient.networks import INFERENCE_PRECOMPILE_ADDRESS
+    from opengradient.networks import INFERENCE_PRECOMPILE_ADDRESS, PRICE_HISTORY_PRECOMPILE_ADDRESS
 
     before = _qty(result_log.get("logIndex", 0))
     candidates = [log for log in receipt.get("logs") or []
-                  if _is_log(log, INFERENCE_PRECOMPILE_ADDRESS, MODEL_INFERENCE_TOPIC)
+                  if any(_is_log(log, a, MODEL_INFERENCE_TOPIC)
+                         for a in (PRICE_HISTORY_PRECOMPILE_ADDRESS, INFERENCE_PRECOMPILE_ADDRESS))
                   and _qty(log.get("logIndex", 0)) < before]
     for log in sorted(candidates, key=_position, reverse=True):
         try:

@@ -24,3 +24,9 @@ INFERENCE_RESULT_TOPIC = "0xc1396ff68bc2d8630100df29ce5561fa99078c602e8676ab72a5
 MODEL_INFERENCE_EVENT = f"ModelInferenceEvent(string,{INFERENCE_REQUEST},{MODEL_OUTPUT})"
 MODEL_INFERENCE_TOPIC = "0x1b283af3452f3718585ce100f80d9aa81fc60924db4a582a36db6aae3b109d87"
 MODEL_INFERENCE_ARGS = ["string", INFERENCE_REQUEST, MODEL_OUTPUT]
+
+#: Emitted by the inference precompile next to `ModelInferenceEvent` for a proven ZKML inference:
+#: the proof's hash belongs to the inference, not to the model's output.
+ZKML_PROOF_EVENT = "ZkmlProof(string,bytes32)"
+ZKML_PROOF_TOPIC = "0x6687f52e3059519a3ad349fe5a471227f7aeef7fd0ff31fa9f0abfa20462a577"
+ZKML_PROOF_ARGS = ["string", "bytes32"]

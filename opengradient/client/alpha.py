@@ -20,6 +20,8 @@ from opengradient.client.abi import (
     MODEL_INFERENCE_TOPIC,
     RUN_ARGS,
     RUN_SELECTOR,
+    ZKML_PROOF_ARGS,
+    ZKML_PROOF_TOPIC,
 )
 from opengradient.client.chain import (
     AsyncDriver,
@@ -136,28 +138,42 @@ def output_from_api_json(model_output: dict[str, Any]) -> tuple[Any, ...]:
     return (numbers, strings, jsons, bool(model_output.get("is_simulation_result", False)))
 
 
-def _find_model_output(node: Any) -> dict[str, Any] | None:
-    if isinstance(node, dict):
-        if isinstance(node.get("model_output"), dict):
-            return node["model_output"]
-        for value in node.values():
-            found = _find_model_output(value)
-            if found is not None:
-                return found
-    return None
+#: Where each mode's asynchronous result keeps `model_output` under `InferenceResult`.
+_API_RESULT_PATHS: dict[InferenceMode, tuple[str, ...]] = {
+    InferenceMode.VANILLA: ("VanillaResult", "model_output"),
+    InferenceMode.ZKML: ("ZkmlResult", "model_output"),
+    InferenceMode.TEE: ("TeeNodeResult", "Response", "VanillaResponse", "model_output"),
+}
 
 
-def parse_api_result(body: Any) -> tuple[Any, ...]:
-    """Decode `GET …/inference/tx/{id}`: base64 JSON whose nested `model_output` is the result."""
+def parse_api_result(body: Any, mode: InferenceMode) -> tuple[Any, ...]:
+    """Decode `GET …/inference/tx/{id}` for an inference run in `mode`: `inference_results[0]` is
+    base64 JSON `{"InferenceResult": …}` with `model_output` at the mode's documented path
+    (`VanillaResult.model_output`, `ZkmlResult.model_output`,
+    `TeeNodeResult.Response.VanillaResponse.model_output`); any other shape is an `InferenceError`."""
+    def unreadable(reason: str) -> InferenceError:
+        return InferenceError(f"the inference API returned a {mode.name} result this SDK cannot read: {reason}",
+                              hint="the node and this SDK disagree on the inference API's format")
+
+    results = body.get("inference_results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or not results or not isinstance(results[0], str):
+        raise unreadable("no base64 string in inference_results")
     try:
-        encoded = body["inference_results"][0]
-        document = bounded_json.loads(base64.b64decode(encoded))
-        found = _find_model_output(document)
-        if found is None:
-            raise KeyError("model_output")
-        return output_from_api_json(found)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise InferenceError(f"the inference API returned a result this SDK cannot read: {exc!r}") from exc
+        document = bounded_json.loads(base64.b64decode(results[0], validate=True))
+    except ValueError as exc:
+        raise unreadable(f"inference_results[0] is not base64 JSON ({exc})") from None
+    node: Any = document.get("InferenceResult") if isinstance(document, dict) else None
+    path = ["InferenceResult"]
+    for key in _API_RESULT_PATHS[mode]:
+        if not isinstance(node, dict) or key not in node:
+            raise unreadable(f"{'.'.join(path)} has no {key!r}")
+        node, path = node[key], [*path, key]
+    if not isinstance(node, dict):
+        raise unreadable(f"{'.'.join(path)} is not an object")
+    try:
+        return output_from_api_json(node)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise unreadable(f"malformed model_output ({exc!r})") from None
 
 
 class Alpha:
@@ -314,14 +330,14 @@ class Alpha:
         (output,) = decode([MODEL_OUTPUT], event_data)
         output_hash = "0x" + keccak(event_data).hex()
         if _is_empty(output):
-            output = yield from self._deferred_output(receipt, tx_hash)
+            output = yield from self._deferred_output(receipt, tx_hash, prepared.mode)
             from eth_abi import encode
 
             output_hash = "0x" + keccak(encode([MODEL_OUTPUT], [output])).hex()
         model_output = decode_model_output(output)
         zkml: dict[str, Any] = {}
         if prepared.mode == InferenceMode.ZKML:
-            zkml = _zkml_reference(receipt, model_output)
+            zkml = zkml_reference(receipt)
         proof = Proof(
             kind="zkml" if zkml else "onchain",
             chain_id=self._sync.chain_id,
@@ -337,7 +353,8 @@ class Alpha:
         )
         return InferenceResult(transaction_hash=tx_hash, model_output=model_output, proof=proof)
 
-    def _deferred_output(self, receipt: dict[str, Any], tx_hash: str) -> Flow[tuple[Any, ...]]:
+    def _deferred_output(self, receipt: dict[str, Any], tx_hash: str,
+                         mode: InferenceMode) -> Flow[tuple[Any, ...]]:
         """Asynchronous execution: the result is served by the API under the inference id."""
         from eth_abi import decode
 
@@ -347,23 +364,21 @@ class Alpha:
         inference_id, _, _ = decode(MODEL_INFERENCE_ARGS, _hex_bytes(events[0]["data"]))
         url = f"{self._network.api_url}/artela-network/artela-rollkit/inference/tx/{inference_id}"
         body = yield HttpGetJson(url)
-        return parse_api_result(body)
+        return parse_api_result(body, mode)
 
 
-def _zkml_reference(receipt: dict[str, Any], model_output: dict[str, Any]) -> dict[str, Any]:
-    """ZKML mode: the inference id and the proof hash the node recorded (moved from the output's
-    `jsons` to the proof); empty when the node recorded no proof."""
+def zkml_reference(receipt: dict[str, Any]) -> dict[str, Any]:
+    """ZKML mode: the inference id and the proof hash the node recorded for it in a `ZkmlProof`
+    event of the same transaction; empty when the node recorded no proof."""
     from eth_abi import decode
 
-    from opengradient.client.zkml import PROOF_HASH_KEY
-
-    recorded = model_output.get(PROOF_HASH_KEY)
-    events = _logs(receipt, None, MODEL_INFERENCE_TOPIC)
-    if recorded is None or recorded.shape != () or not isinstance(recorded.item(), str) or not events:
-        return {}
-    del model_output[PROOF_HASH_KEY]
-    inference_id = decode(MODEL_INFERENCE_ARGS, _hex_bytes(events[0]["data"]))[0]
-    return {"inference_id": str(inference_id), "zkml_proof_hash": str(recorded.item())}
+    for log in _logs(receipt, None, ZKML_PROOF_TOPIC):
+        try:
+            inference_id, proof_hash = decode(ZKML_PROOF_ARGS, _hex_bytes(log["data"]))
+        except Exception:  # not an event this SDK can read
+            continue
+        return {"inference_id": str(inference_id), "zkml_proof_hash": "0x" + bytes(proof_hash).hex()}
+    return {}
 
 
 def _required_schedule(scheduler_params: Any) -> SchedulerParams:
@@ -420,7 +435,7 @@ def _verify_flow(proof: Proof, network: Network) -> Flow[bool]:
         inference_id = decode(MODEL_INFERENCE_ARGS, _hex_bytes(events[0]["data"]))[0]
         body = yield HttpGetJson(
             f"{network.api_url}/artela-network/artela-rollkit/inference/tx/{inference_id}")
-        data = encode([MODEL_OUTPUT], [parse_api_result(body)])
+        data = encode([MODEL_OUTPUT], [parse_api_result(body, InferenceMode(mode))])
     if "0x" + keccak(data).hex() != proof.output_hash:
         raise fail("the output hash does not match the output recorded for the transaction")
     return True

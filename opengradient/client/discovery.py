@@ -21,6 +21,8 @@ def network_from_devnet(url: str, *, timeout: float = 10.0) -> Network:
         return devnet_network(base, opg_token=info["payments"]["opg_token"],
                               payments_chain_id=int(info["payments"]["chain_id"]),
                               alpha_chain_id=int(info["alpha"]["chain_id"]),
-                              tee_registry=info["alpha"].get("tee_registry"))
+                              tee_registry=info["alpha"].get("tee_registry"),
+                              token_name=str(info["payments"].get("token_name", "OPG")),
+                              token_version=str(info["payments"].get("token_version", "2")))
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigurationError(f"{base} does not look like an OpenGradient devnet ({exc!r})") from exc

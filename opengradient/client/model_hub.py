@@ -45,6 +45,8 @@ T = TypeVar("T")
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 #: Version strings: `<int>.<2 digits>`, e.g. `1.00`, `2.13`.
 VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]{2}$")
+#: The version the hub gives a model's first version.
+FIRST_VERSION = "1.00"
 #: Refresh the id token when it has less than this many seconds left.
 REFRESH_MARGIN = 60.0
 #: Upload chunk size: large enough for throughput, small enough for smooth progress reports.
@@ -188,7 +190,12 @@ class ModelHub:
     # ---- public API
 
     def create_model(self, name: str, desc: str | None, version: str = "1.00") -> ModelRepository:
-        """Create a model and its first version; returns `ModelRepository(name, initialVersion)`."""
+        """Create a model and its first version; returns `ModelRepository(name, initialVersion)`.
+
+        Two requests, as the hub wants them: the model (`POST /models/`), then its first version
+        (`POST /models/{name}/versions`), which the hub numbers 1.00. `version` is there for
+        0.7.4's signature: anything but "1.00" is refused before a request is made.
+        """
         return self._run(self._create_model(name, desc, version))
 
     async def acreate_model(self, name: str, desc: str | None,
@@ -236,17 +243,18 @@ class ModelHub:
         if not isinstance(desc, str):
             raise InvalidInputError(f"model description must be a string, not {type(desc).__name__}")
         _check_version(version)
-        body = {"name": name, "description": desc, "version": version}
+        if version != FIRST_VERSION:
+            raise InvalidInputError(f"a new model's first version is {FIRST_VERSION}, not {version}: the hub "
+                                    "numbers versions itself", hint="add later versions with create_version")
+        body = {"name": name, "description": desc}
         response = yield from self._authed(
             lambda: _Call("POST", f"{self.hub_url}/models/", "create model", json=body))
         data = _json_object(response, "create model")
-        created = str(data.get("name") or name)
-        initial = data.get("versionString")
-        if not isinstance(initial, str):
-            # A hub that creates the model alone: create its first version explicitly.
-            first = yield from self._create_version(created, "", False)
-            initial = first["versionString"]
-        return ModelRepository(name=created, initialVersion=initial)
+        created = data.get("name")
+        if not isinstance(created, str) or not created:
+            raise OpenGradientError("the hub's create-model answer has no name")
+        first = yield from self._create_version(created, "", False)
+        return ModelRepository(name=created, initialVersion=first["versionString"])
 
     def _create_version(self, name: str, notes: str, is_major: bool) -> _Flow[ModelVersion]:
         _check_text("model name", name)

@@ -2,8 +2,9 @@
 
 An inference run in `InferenceMode.ZKML` comes back with `InferenceResult.proof` of kind
 ``"zkml"``: the transaction fields of an on-chain proof plus the inference id and
-``zkml_proof_hash``, the hash the node recorded in the inference's output (a ``jsons`` entry). The
-node serves the proof (``GET {api_url}/zkml/proof/{inference_id}``) and the verification key of the
+``zkml_proof_hash``, the hash the node recorded for the inference in a ``ZkmlProof(string
+inferenceID, bytes32 proofHash)`` event of the transaction (the output holds only what the model
+produced). The node serves the proof (``GET {api_url}/zkml/proof/{inference_id}``) and the verification key of the
 model's circuit (``GET {api_url}/zkml/vk/{model_cid}``). `Proof.verify()` then checks:
 
 1. the transaction: model, mode, input and output hashes (as for any on-chain proof);
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FIELD_MODULUS",
     "INSTALL_HINT",
-    "PROOF_HASH_KEY",
     "VERIFY_PROOF_SELECTOR",
     "TensorSpec",
     "ZkmlKey",
@@ -77,8 +77,6 @@ __all__ = [
 
 #: The BN254 scalar field: public values are its elements; the upper half encodes negatives.
 FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
-#: The `jsons` entry of a ZKML inference's output holding the proof's hash.
-PROOF_HASH_KEY = "zkml_proof_hash"
 #: What to run when ezkl is missing.
 INSTALL_HINT = "pip install 'opengradient[zkml]'"
 #: `verifyProof(bytes proof, uint256[] instances, bytes32[] vka)` of ezkl's reusable verifier.
@@ -465,8 +463,9 @@ def _hex_bytes(data: str) -> bytes:
 def _zkml_flow(proof: Proof, network: Network, onchain: bool) -> Flow[bool]:
     from eth_abi import decode
 
-    from opengradient.client.alpha import _is_empty, _logs, _verify_flow, parse_api_result
+    from opengradient.client.alpha import _is_empty, _logs, _verify_flow, parse_api_result, zkml_reference
     from opengradient.client.codec import MODEL_OUTPUT, decode_model_input, decode_model_output
+    from opengradient.types import InferenceMode
 
     def fail(reason: str) -> VerificationError:
         return VerificationError(f"ZKML proof of {proof.transaction_hash} does not verify: {reason}")
@@ -487,12 +486,14 @@ def _zkml_flow(proof: Proof, network: Network, onchain: bool) -> Flow[bool]:
     (output,) = decode([MODEL_OUTPUT], _hex_bytes(results[0]["data"]))
     if _is_empty(output):
         body = yield HttpGetJson(f"{network.api_url}/artela-network/artela-rollkit/inference/tx/{inference_id}")
-        output = parse_api_result(body)
+        output = parse_api_result(body, InferenceMode.ZKML)
     model_output = decode_model_output(output)
-    recorded = model_output.pop(PROOF_HASH_KEY, None)
-    recorded_hash = recorded.item() if recorded is not None and recorded.shape == () else None
-    if not isinstance(recorded_hash, str):
-        raise fail("the inference's output records no ZKML proof hash")
+    recorded = zkml_reference(receipt)
+    if not recorded:
+        raise fail("the transaction records no ZKML proof hash")
+    if recorded["inference_id"] != inference_id:
+        raise fail("the recorded ZKML proof is for another inference")
+    recorded_hash = str(recorded["zkml_proof_hash"])
     if proof.zkml_proof_hash is not None and proof.zkml_proof_hash != recorded_hash:
         raise fail("the proof names another ZKML proof than the one the chain recorded")
 

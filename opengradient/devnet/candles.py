@@ -1,4 +1,4 @@
-"""Reproducible synthetic price candles for the devnet's price-history oracle.
+"""Reproducible synthetic price candles for the devnet's price-history precompile (`0x…F5`).
 
 Four markets (BTC/USDT, ETH/USDT, SOL/USDT, SUI/USDT), each at three candle durations (30, 60 and
 360 minutes): twelve independent series. Candle ``n`` of a series (counted from 0) is a pure
@@ -18,7 +18,7 @@ The process, per candle of duration ``d`` minutes, with ``σ_d = σ_1h·√(d/60
 
 where ``z0…z4`` are standard normals drawn by numpy's PCG64 seeded with
 ``[SEED, market number, d, n // 256]`` (row ``n % 256`` of a 256×5 block). Prices are rounded to
-the market's price decimals and volumes to two decimals, exactly as the oracle stores them.
+the market's price decimals and volumes to two decimals, exactly as the precompile serves them.
 """
 
 from __future__ import annotations
@@ -85,20 +85,13 @@ def market(base: str, quote: str) -> Market:
 
 @dataclass(frozen=True)
 class Candle:
-    """One candle as the oracle stores it: integers scaled by ``10**decimals``."""
+    """One candle: integers scaled by ``10**decimals``."""
 
     open: int
     high: int
     low: int
     close: int
     volume: int
-
-    def packed(self) -> int:
-        """The oracle's storage word: ``open | high << 48 | low << 96 | close << 144 | volume << 192``."""
-        words = (self.open, self.high, self.low, self.close, self.volume)
-        if any(not 0 <= w < 2**48 for w in words):
-            raise ValueError(f"{self} does not fit the oracle's 48-bit fields")
-        return self.open | self.high << 48 | self.low << 96 | self.close << 144 | self.volume << 192
 
 
 @dataclass

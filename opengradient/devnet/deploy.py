@@ -382,21 +382,41 @@ def deploy_payment_contracts(
     mint_each: int = 1_000_000 * 10**18,
     token_name: str = "OPG",
     token_version: str = "2",
+    token_address: str | None = None,
 ) -> PaymentContracts:
     """Set up the payments chain: Multicall3, Permit2 and x402's upto Permit2 proxy at their canonical
     addresses, the OPG token (owned by
-    ``operator``, ``mint_each`` minted to every holder in one transaction) and OGSettlement
-    (recorder ``operator``)."""
+    ``operator``, ``mint_each`` minted to every holder in one transaction; at ``token_address``
+    when given, as on a public chain) and OGSettlement (recorder ``operator``)."""
     chain.set_code(MULTICALL3_ADDRESS, runtime_code("Multicall3"))
     chain.set_code(PERMIT2_ADDRESS, runtime_code("Permit2"))
     chain.set_code(UPTO_PERMIT2_PROXY_ADDRESS, runtime_code("X402UptoPermit2Proxy"))
     deployer = Deployer(chain, operator, estimate_gas=False)
     token = deployer.deploy("OPGToken", token_name, "OPG", token_version, operator.address)
+    if token_address is not None:
+        token = _relocate(chain, deployer, token, to_checksum_address(token_address), _OPG_TOKEN_SLOTS)
     recipients = [to_checksum_address(h) for h in holders]
     if recipients and mint_each:
         deployer.transact(token, "OPGToken", "mintBatch", recipients, [mint_each] * len(recipients))
     settlement = deployer.deploy("OGSettlement", operator.address)
     return PaymentContracts(opg_token=token, settlement=settlement, multicall=MULTICALL3_ADDRESS)
+
+
+#: Storage the OPGToken constructor writes: name, symbol, version (short strings), owner.
+_OPG_TOKEN_SLOTS = 4
+
+
+def _relocate(chain: DevChain, deployer: Deployer, source: str, target: str, slots: int) -> str:
+    """Move a freshly deployed contract to a fixed address: its runtime code (immutables included)
+    and the first `slots` storage words its constructor wrote; the source is emptied."""
+    code = bytes.fromhex(str(deployer._rpc("eth_getCode", source, "latest"))[2:])
+    words = [int(str(deployer._rpc("eth_getStorageAt", source, hex(slot), "latest")), 16) for slot in range(slots)]
+    chain.set_code(target, code)
+    for slot, word in enumerate(words):
+        chain.set_storage(target, slot, word)
+        chain.set_storage(source, slot, 0)
+    chain.set_code(source, b"")
+    return target
 
 
 def deploy_tee_registry(chain: DevChain, operator: DevAccount) -> str:

@@ -569,19 +569,16 @@ class HubService:
         description = body.get("description", "")
         if not isinstance(description, str):
             raise _bad_request("'description' must be a string")
-        version = body.get("version", "1.00")
-        if not isinstance(version, str) or not VERSION_PATTERN.match(version):
-            raise _bad_request(f"'version' must look like 1.00 (<int>.<2 digits>), got {version!r}")
+        if "version" in body:
+            raise _bad_request("the hub numbers versions itself: create the model, then its first "
+                               "version (1.00) with POST /models/{name}/versions")
         now = self._now_iso()
         with self._lock:
             if name in self._models:
                 raise _HubError(409, f"model '{name}' already exists", "conflict_error")
-            model = _Model(name, description, owner, now)
-            model.versions[version] = _Version(version, "", False, now)
-            self._models[name] = model
+            self._models[name] = _Model(name, description, owner, now)
             self._save()
-        return JSONResponse({"name": name, "description": description, "versionString": version},
-                            status_code=201)
+        return JSONResponse({"name": name, "description": description}, status_code=201)
 
     async def _get_model(self, request: Request) -> Response:
         self._authenticate(request)
@@ -604,8 +601,11 @@ class HubService:
         now = self._now_iso()
         with self._lock:
             model = self._owned(request, user, "add versions to")
-            latest = max((_version_key(v) for v in model.versions), default=0)
-            bumped = (latest // 100 + 1) * 100 if is_major else latest + 1
+            latest = max((_version_key(v) for v in model.versions), default=None)
+            if latest is None:
+                bumped = 100  # a model's first version is 1.00
+            else:
+                bumped = (latest // 100 + 1) * 100 if is_major else latest + 1
             version = _Version(_version_string(bumped), notes, is_major, now)
             model.versions[version.version] = version
             self._save()

@@ -23,13 +23,13 @@ What each mode proves on the devnet:
   attaches no attestation to on-chain inference; this mode is accepted for compatibility only.
 - ZKML: the model runs in onnxruntime (which checks the input as in VANILLA) and in its ezkl
   circuit, in a separate prover process; the output returned is the circuit's (the proven values,
-  within the circuit's fixed-point precision of onnxruntime's), the proof's hash is recorded in
-  the output as the `jsons` entry `zkml_proof_hash`, and the proof and verification key are served
-  by the devnet API (`GET /zkml/proof/{inference_id}`, `GET /zkml/vk/{model_cid}`). Simulations
-  (eth_call, gas estimation) compute the circuit's output without proving it and record a zero
-  hash. Models that cannot be proven (string tensors, operators ezkl lacks, too large: see
-  `opengradient.devnet.zkml` for the limits) revert with the reason. Without a ZKML service (a
-  precompile built on its own) ZKML runs like VANILLA.
+  within the circuit's fixed-point precision of onnxruntime's) and nothing else, the proof's hash
+  is recorded by a `ZkmlProof(string inferenceID, bytes32 proofHash)` event emitted next to
+  `ModelInferenceEvent`, and the proof and verification key are served by the devnet API (`GET
+  /zkml/proof/{inference_id}`, `GET /zkml/vk/{model_cid}`). Simulations (eth_call, gas estimation)
+  compute the circuit's output without proving it. Models that cannot be proven (string tensors,
+  operators ezkl lacks, too large: see `opengradient.devnet.zkml` for the limits) revert with the
+  reason. Without a ZKML service (a precompile built on its own) ZKML runs like VANILLA.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ from opengradient.client.abi import (
     MODEL_INFERENCE_ARGS,
     MODEL_INFERENCE_TOPIC,
     RUN_MODEL_INFERENCE_SELECTOR,
+    ZKML_PROOF_ARGS,
+    ZKML_PROOF_TOPIC,
 )
-from opengradient.client.codec import MODEL_OUTPUT, decode_model_input, encode_model_output
+from opengradient.client.codec import MODEL_INPUT, MODEL_OUTPUT, decode_model_input, encode_model_output
 from opengradient.devnet.chain import (
     MAX_DEFERRED_WORK,
     PrecompileCall,
@@ -186,6 +188,16 @@ def model_output_json(output: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
+def api_result_document(mode: int, output: tuple[Any, ...]) -> dict[str, Any]:
+    """What the inference API serves for an asynchronous result, in each mode's shape:
+    `VanillaResult.model_output`, `ZkmlResult.model_output`, and
+    `TeeNodeResult.Response.VanillaResponse.model_output`."""
+    result: dict[str, Any] = {"model_output": model_output_json(output)}
+    if mode == 2:
+        result = {"Response": {"VanillaResponse": result}}
+    return {"InferenceResult": {_MODE_RESULT_KEYS[mode]: result}}
+
+
 class InferencePrecompile:
     """Callable precompile; keep one per devnet (it caches sessions and results)."""
 
@@ -295,11 +307,30 @@ class InferencePrecompile:
                     self._memo.popitem(last=False)
         return run
 
-    def _model_run(self, call: PrecompileCall, model_cid: str, inputs: dict[str, np.ndarray]) -> ModelRun:
+    def bounded_run(self, call: PrecompileCall, model_cid: str,
+                    model_input: tuple[Any, ...]) -> tuple[dict[str, np.ndarray], int]:
+        """Run a model for `call` within its bounds: (outputs, compute gas), or a revert with the
+        reason (time budget, memory, an output the gas left cannot pay for)."""
+        inputs = decode_model_input(model_input)
+        run = self._model_run(call, model_cid, model_input, inputs)
+        compute_gas = GAS_PER_MS * run.milliseconds
+        if run.outputs is None:
+            raise PrecompileRevert(run.reason or "the model failed", gas=compute_gas)
+        needed = _BASE_GAS + _GAS_PER_BYTE * len(call.data) + compute_gas + output_gas(run.outputs)
+        if needed > call.gas_available:
+            size = sum(v.size for v in run.outputs.values())
+            raise PrecompileRevert(f"out of gas: the model's output ({size} values) and its run "
+                                   f"({run.milliseconds} ms) need {needed} gas; the call has "
+                                   f"{call.gas_available}", gas=compute_gas)
+        return run.outputs, compute_gas
+
+    def _model_run(self, call: PrecompileCall, model_cid: str, model_input: tuple[Any, ...],
+                   inputs: dict[str, np.ndarray]) -> ModelRun:
         """The run this call asks for: memoised, prepared by a deferred run, or deferred now."""
+        from eth_abi import encode
         from eth_utils import keccak
 
-        memo = keccak(call.data)
+        memo = keccak(encode(["string", MODEL_INPUT], [model_cid, model_input]))
         key = ("onnx-run", memo)
         run = call.prepared.get(key)
         if run is None:
@@ -317,17 +348,15 @@ class InferencePrecompile:
         raise PrecompileDeferred(key, lambda: self._timed_run(model_cid, inputs, budget, memo))
 
     def _run_zkml(self, model_cid: str, inputs: dict[str, np.ndarray], call: PrecompileCall,
-                  inference_id: str) -> tuple[Any, ...]:
-        """ZKML mode: the circuit's output, proven (and the proof stored) unless simulating."""
-        from opengradient.client.zkml import PROOF_HASH_KEY
-
+                  inference_id: str) -> tuple[tuple[Any, ...], str]:
+        """ZKML mode: the circuit's output and the proof's hash, proven (and the proof stored)
+        unless simulating."""
         assert self.zkml is not None
         session, feeds = self.feeds(model_cid, inputs)
         reference = self._execute(model_cid, session, feeds)
         tensors, proof_hash = self.zkml.run(model_cid, self.store, session, feeds, reference,
                                             inference_id=None if call.is_static else inference_id)
-        return encode_model_output(tensors, is_simulation_result=call.is_static,
-                                   jsons={PROOF_HASH_KEY: proof_hash})
+        return encode_model_output(tensors, is_simulation_result=call.is_static), proof_hash
 
     def __call__(self, call: PrecompileCall) -> PrecompileResult:
         from eth_abi import decode, encode
@@ -347,33 +376,26 @@ class InferencePrecompile:
         inference_id = "0x" + keccak(call.origin.encode() + call.block_number.to_bytes(8, "big")
                                      + call.data).hex()
         compute_gas = 0
+        proof_hash: str | None = None
         try:
-            inputs = decode_model_input(model_input)
             if mode == 1 and self.zkml is not None:
-                output = self._run_zkml(model_cid, inputs, call, inference_id)
+                output, proof_hash = self._run_zkml(model_cid, decode_model_input(model_input), call, inference_id)
             else:
-                run = self._model_run(call, model_cid, inputs)
-                compute_gas = GAS_PER_MS * run.milliseconds
-                if run.outputs is None:
-                    raise PrecompileRevert(run.reason or "the model failed", gas=compute_gas)
-                needed = _BASE_GAS + _GAS_PER_BYTE * len(call.data) + compute_gas + output_gas(run.outputs)
-                if needed > call.gas_available:
-                    size = sum(v.size for v in run.outputs.values())
-                    raise PrecompileRevert(f"out of gas: the model's output ({size} values) and its run "
-                                           f"({run.milliseconds} ms) need {needed} gas; the call has "
-                                           f"{call.gas_available}", gas=compute_gas)
-                output = encode_model_output(run.outputs, is_simulation_result=call.is_static)
+                outputs, compute_gas = self.bounded_run(call, model_cid, model_input)
+                output = encode_model_output(outputs, is_simulation_result=call.is_static)
         except OpenGradientError as exc:
             raise PrecompileRevert(exc.message, gas=compute_gas) from exc
 
         if not call.is_static:
-            document = {"InferenceResult": {_MODE_RESULT_KEYS[mode]: {
-                "model_output": model_output_json(output)}}}
+            document = api_result_document(mode, output)
             encoded = base64.b64encode(json.dumps(document).encode()).decode()
             self._results[inference_id] = {"inference_results": [encoded]}
             log.info("inference %s model=%s mode=%d", inference_id[:10], model_cid, mode)
         returned = ([], [], [], output[3]) if self.deferred_results else output
         event = encode(MODEL_INFERENCE_ARGS, [inference_id, request, returned])
         gas = _BASE_GAS + _GAS_PER_BYTE * len(call.data) + _GAS_PER_BYTE * len(event) + compute_gas
-        return PrecompileResult(output=encode([MODEL_OUTPUT], [returned]),
-                                logs=[([bytes.fromhex(MODEL_INFERENCE_TOPIC[2:])], event)], gas=gas)
+        logs = [([bytes.fromhex(MODEL_INFERENCE_TOPIC[2:])], event)]
+        if proof_hash is not None and not call.is_static:
+            logs.append(([bytes.fromhex(ZKML_PROOF_TOPIC[2:])],
+                         encode(ZKML_PROOF_ARGS, [inference_id, bytes.fromhex(proof_hash[2:])])))
+        return PrecompileResult(output=encode([MODEL_OUTPUT], [returned]), logs=logs, gas=gas)

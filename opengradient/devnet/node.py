@@ -22,6 +22,9 @@ from opengradient.devnet.limits import limits_table
 from opengradient.devnet.llm.gateway import LLMGateway
 from opengradient.devnet.llm_precompile import LLM_PRECOMPILE_ADDRESS, LLMPrecompile
 from opengradient.devnet.models import SHIPPED_MODELS
+from opengradient.devnet.payments_chain import PAYMENTS_CHAIN_WARNING, PaymentsChain
+from opengradient.devnet.payments_chain import payments_chain as resolve_payments_chain
+from opengradient.devnet.price_history import PRICE_HISTORY_PRECOMPILE_ADDRESS, PriceFeed, PriceHistoryPrecompile
 from opengradient.devnet.transport import ASGIBridge
 from opengradient.devnet.twins import DEVNET_TWINS_API_KEY, TwinsService
 from opengradient.devnet.workflows import install_workflows
@@ -29,7 +32,6 @@ from opengradient.devnet.zkml.service import ZkmlService
 from opengradient.devnet.zkml.verifier import VERIFIER_ADDRESS, verifier_runtime_code
 from opengradient.networks import (
     DEVNET_ALPHA_CHAIN_ID,
-    DEVNET_PAYMENTS_CHAIN_ID,
     INFERENCE_CONTRACT_ADDRESS,
     INFERENCE_PRECOMPILE_ADDRESS,
     Network,
@@ -72,8 +74,10 @@ class Devnet:
 
     def __init__(self, *, http: bool = False, host: str = "127.0.0.1", port: int = 0,
                  data_dir: Path | str | None = None, deferred_results: bool = False,
-                 accounts: int = 10) -> None:
+                 accounts: int = 10, payments_chain: str | PaymentsChain = "devnet") -> None:
         started = time.perf_counter()
+        #: Which chain the payments chain stands in for (`opengradient.devnet.payments_chain`).
+        self.payments_mode = resolve_payments_chain(payments_chain)
         self.accounts: list[DevAccount] = dev_accounts(max(accounts, FACILITATOR_ACCOUNT + 1))
         funded = {a.address: _FUNDING_WEI for a in self.accounts}
         self._tmp = tempfile.TemporaryDirectory(prefix="og-devnet-") if data_dir is None else None
@@ -85,15 +89,18 @@ class Devnet:
         self.precompile = InferencePrecompile(self.store, deferred_results=deferred_results,
                                               zkml=self.zkml)
         self.llm_precompile = LLMPrecompile()
+        #: The candles the price-history precompile serves (advanced by the scheduler loop).
+        self.price_feed = PriceFeed(time.time())
         self.twins = TwinsService()
         self.alpha_chain = DevChain(
             DEVNET_ALPHA_CHAIN_ID, name="alpha", funded=funded,
             code={INFERENCE_CONTRACT_ADDRESS: runtime_code("OGInference"),
                   VERIFIER_ADDRESS: verifier_runtime_code()},
             precompiles={INFERENCE_PRECOMPILE_ADDRESS: self.precompile,
-                         LLM_PRECOMPILE_ADDRESS: self.llm_precompile})
+                         LLM_PRECOMPILE_ADDRESS: self.llm_precompile,
+                         PRICE_HISTORY_PRECOMPILE_ADDRESS: PriceHistoryPrecompile(self.price_feed, self.precompile)})
         self.zkml.attach_chain(self.alpha_chain)
-        self.payments_chain = DevChain(DEVNET_PAYMENTS_CHAIN_ID, name="payments", funded=funded,
+        self.payments_chain = DevChain(self.payments_mode.chain_id, name="payments", funded=funded,
                                        code={})
         self.models: list[DevnetModel] = [
             DevnetModel(m.name, self.hub.publish(m.name, m.path, description=m.description),
@@ -103,7 +110,9 @@ class Devnet:
         self.gateway = LLMGateway.deploy(
             payments_chain=self.payments_chain, alpha_chain=self.alpha_chain,
             operator=self.accounts[OPERATOR_ACCOUNT], facilitator=self.accounts[FACILITATOR_ACCOUNT],
-            holders=[a.address for a in self.accounts[:USER_ACCOUNTS]], mint_each=OPG_PER_USER)
+            holders=[a.address for a in self.accounts[:USER_ACCOUNTS]], mint_each=OPG_PER_USER,
+            token_name=self.payments_mode.token_name, token_version=self.payments_mode.token_version,
+            token_address=self.payments_mode.token_address)
         self.app = build_app(alpha=self.alpha_chain, payments=self.payments_chain, hub=self.hub,
                              precompile=self.precompile, info=self.info, llm=self.gateway,
                              twins=self.twins, zkml=self.zkml)
@@ -114,7 +123,10 @@ class Devnet:
         self.url = self._serve(host, port) if http else IN_PROCESS_URL
         self.gateway.register_tee(self.url)
         self.network: Network = devnet_network(self.url, opg_token=self.gateway.contracts.opg_token,
-                                               tee_registry=self.gateway.tee_registry)
+                                               payments_chain_id=self.payments_mode.chain_id,
+                                               tee_registry=self.gateway.tee_registry,
+                                               token_name=self.payments_mode.token_name,
+                                               token_version=self.payments_mode.token_version)
         self.client = self.new_client()
         self.workflows = install_workflows(self)
         self.startup_seconds = time.perf_counter() - started
@@ -150,11 +162,16 @@ class Devnet:
                       "inference_contract": INFERENCE_CONTRACT_ADDRESS,
                       "inference_precompile": INFERENCE_PRECOMPILE_ADDRESS,
                       "llm_precompile": LLM_PRECOMPILE_ADDRESS,
+                      "price_history_precompile": PRICE_HISTORY_PRECOMPILE_ADDRESS,
                       "tee_registry": self.network.tee_registry_address,
                       "zkml_verifier": VERIFIER_ADDRESS},
             "payments": {"rpc_url": self.network.payments.rpc_url,
-                         "chain_id": DEVNET_PAYMENTS_CHAIN_ID,
-                         "opg_token": self.network.payments.token_address},
+                         "chain_id": self.payments_mode.chain_id,
+                         "mode": self.payments_mode.name,
+                         "opg_token": self.network.payments.token_address,
+                         "token_name": self.payments_mode.token_name,
+                         "token_version": self.payments_mode.token_version,
+                         **({"warning": PAYMENTS_CHAIN_WARNING} if self.payments_mode.compatible else {})},
             "model_hub": {"url": self.network.hub_url, "email": DEV_EMAIL, "password": DEV_PASSWORD},
             "models": [{"name": m.name, "cid": m.cid, "example_input": m.example_input}
                        for m in self.models],
@@ -222,11 +239,15 @@ class Devnet:
 
 
 def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
-          data_dir: Path | str | None = None, deferred_results: bool = False) -> Devnet:
+          data_dir: Path | str | None = None, deferred_results: bool = False,
+          payments_chain: str = "devnet") -> Devnet:
     """Start a devnet: in-process by default, or served over HTTP on `host:port` with `http=True`.
 
     `deferred_results=True` makes on-chain inference behave like asynchronous execution on the
     public network: the event output is empty and the result is served by the inference API.
+    `payments_chain` is `"devnet"` (its own chain id: nothing signed here is valid elsewhere),
+    `"base-sepolia"` or `"base"` (the public chain id, OPG address and EIP-712 domain, for clients
+    that hard-code them; signatures are then valid in form on the public chain: dev keys only).
     """
     return Devnet(http=http, host=host, port=port, data_dir=data_dir,
-                  deferred_results=deferred_results)
+                  deferred_results=deferred_results, payments_chain=payments_chain)

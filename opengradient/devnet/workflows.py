@@ -1,26 +1,22 @@
-"""Workflows on the devnet: the price-history oracle, the scheduler, and the seven forecast workflows.
+"""Workflows on the devnet: the scheduler and the seven forecast workflows, fed by the price feed.
 
+Candles come from the price-history precompile at `0x…F5` (`opengradient.devnet.price_history`),
+which the workflow contract asks to run its model, exactly as on the public network.
 `install_workflows(net)` sets up a running `Devnet`'s Alpha chain:
 
-* the `PriceHistoryOracle` at `ORACLE_ADDRESS`, fed with the reproducible synthetic candles of
-  `opengradient.devnet.candles` (BTC, ETH, SOL and SUI against USDT at 30, 60 and 360 minutes).
-  The newest `HISTORY_CANDLES` candles of each series are dated to have closed just before the
-  devnet started; afterwards each new candle is added when its period ends;
-* the `WorkflowScheduler` at the scheduler address of PROTOCOL.md §5;
-* the seven `PriceHistoryInference` workflows at their PROTOCOL.md addresses, each running one of
+* the `WorkflowScheduler` at the scheduler address of the public network;
+* the seven `PriceHistoryInference` workflows at their public addresses, each running one of
   the fitted forecast models (`opengradient.devnet.models.forecasts`, published to the Model Hub)
   and run once, so every reader has a value at once; each is registered with the scheduler to run
   again whenever a candle of its series closes;
-* a scheduler loop (a daemon thread) that, every `poll_interval` seconds, adds the candles that
-  have closed and calls `run()` on every registered workflow that is due (every `frequency`
-  seconds after its registration, until its end time; the loop's clock decides), from dev
-  account 7. Failed runs are logged
-  and retried at the next period.
+* a scheduler loop (a daemon thread) that, every `poll_interval` seconds, advances the price feed
+  to the candles that have closed and calls `run()` on every registered workflow that is due
+  (every `frequency` seconds after its registration, until its end time; the loop's clock
+  decides), from dev account 7. Failed runs are logged and retried at the next period.
 
-Contracts are placed as runtime code (no constructor): the oracle's operator is written to its
-storage, the workflows are set up with `initialize(...)`. `handle.scheduler.tick()` does one
-pass of the loop at once; tests construct the handle with `start_thread=False` and their own
-clock, so they advance time without sleeping.
+The workflows are placed as runtime code and set up with `initialize(...)` (no constructor).
+`handle.scheduler.tick()` does one pass of the loop at once; tests construct the handle with
+`start_thread=False` and their own clock, so they advance time without sleeping.
 """
 
 from __future__ import annotations
@@ -36,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from eth_utils import to_checksum_address
 
 from opengradient.client.workflows import RUN_SELECTOR
-from opengradient.devnet.candles import DURATIONS, MARKETS, VOLUME_DECIMALS, SyntheticSeries
 from opengradient.devnet.deploy import Deployer, DeployerError, runtime_code
 from opengradient.devnet.keys import DevAccount, dev_accounts
 from opengradient.devnet.models.forecasts import (
@@ -49,6 +44,7 @@ from opengradient.devnet.models.forecasts import (
     SUI_RETURN,
     ForecastModel,
 )
+from opengradient.devnet.price_history import PRICE_HISTORY_PRECOMPILE_ADDRESS, PriceFeed
 from opengradient.networks import SCHEDULER_ADDRESS
 from opengradient.workflow_models import (
     BTC_1_HOUR_PRICE_FORECAST,
@@ -67,18 +63,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opengradient.devnet.workflows")
 
-#: Where the price-history oracle lives (the constant compiled into `PriceHistoryInference`).
-ORACLE_ADDRESS = "0x000000000000000000000000000000000000C4d1"
-#: The dev account that operates the oracle and makes the scheduler's calls.
+#: The dev account that makes the scheduler's calls.
 SCHEDULER_ACCOUNT = 7
-#: Candles of each series present when the devnet starts.
-HISTORY_CANDLES = 32
-#: At most this many candles are added per series in one pass (after a long pause the older
-#: ones are skipped; the series keeps its sequence, so candle n is still the same everywhere).
-MAX_CANDLES_PER_TICK = 64
 #: Genesis workflows stay scheduled this long.
 GENESIS_SCHEDULE_SECONDS = 10 * 365 * 24 * 3600
-_CANDLES_PER_TX = 512  # at least MAX_CANDLES_PER_TICK: a series' candles go in one transaction
 _RUN_GAS = 10_000_000
 
 
@@ -104,29 +92,6 @@ GENESIS_WORKFLOWS: tuple[GenesisWorkflow, ...] = (
     GenesisWorkflow(SUI_USDT_30_MIN_PRICE_FORECAST, SUI_30M_RETURN),
     GenesisWorkflow(SUI_USDT_6_HOUR_PRICE_FORECAST, SUI_6H_RETURN),
 )
-
-
-@dataclass
-class _Feed:
-    """One oracle series: its generator, when candle 0 opened, and how many candles it holds."""
-
-    series: SyntheticSeries
-    origin: int
-    pushed: int = 0
-
-    def batch(self, candles: list[int], last_close: int) -> tuple[Any, ...]:
-        """The oracle's `CandleBatch` (which creates the series with its first candles)."""
-        m = self.series.market
-        return (m.base, m.quote, self.series.duration_mins, m.price_decimals, VOLUME_DECIMALS, last_close,
-                candles)
-
-    @property
-    def period(self) -> int:
-        return self.series.duration_mins * 60
-
-    def closed(self, now: float) -> int:
-        """How many candles have closed by `now`."""
-        return max(0, math.floor((now - self.origin) / self.period))
 
 
 @dataclass
@@ -162,13 +127,15 @@ class TickReport:
 
 
 class WorkflowScheduler:
-    """The devnet side of the scheduler: feeds candles and runs due tasks, one pass per `tick()`."""
+    """The devnet side of the scheduler: advances the price feed and runs due tasks, one pass per
+    `tick()`."""
 
-    def __init__(self, chain: DevChain, operator: DevAccount, clock: Callable[[], float]) -> None:
+    def __init__(self, chain: DevChain, operator: DevAccount, clock: Callable[[], float],
+                 price_feed: PriceFeed) -> None:
         self.chain = chain
         self.operator = operator
         self.clock = clock
-        self._feeds: list[_Feed] = []
+        self.price_feed = price_feed
         #: The one sender of the operator's transactions (it keeps the account's nonce).
         self.deployer = Deployer(chain, operator, estimate_gas=False)
         self._tasks: dict[int, _Task] = {}
@@ -181,18 +148,13 @@ class WorkflowScheduler:
         with self._lock:
             self._first_runs[to_checksum_address(contract_address)] = when
 
-    def add_feed(self, feed: _Feed) -> None:
-        """Keep one more oracle series fed."""
-        with self._lock:
-            self._feeds.append(feed)
-
     @property
     def address(self) -> str:
         """The account that makes the scheduler's calls."""
         return self.deployer.address
 
     def tick(self, now: float | None = None) -> TickReport:
-        """Add the candles closed by `now` (default: the clock), then run every due task once."""
+        """Advance the price feed to `now` (default: the clock), then run every due task once."""
         with self._lock:
             moment = self.clock() if now is None else now
             report = TickReport(now=moment)
@@ -214,34 +176,8 @@ class WorkflowScheduler:
             return report
 
     def feed(self, now: float) -> int:
-        """Append every candle closed by `now` to the oracle; returns how many were added.
-
-        A series counts its candles as added only once the transaction holding them succeeded,
-        so a failed push is retried by the next pass.
-        """
-        with self._lock:
-            added = 0
-            chunk: list[tuple[_Feed, int, list[int]]] = []
-            for feed in self._feeds:
-                closed = feed.closed(now)
-                if closed <= feed.pushed:
-                    continue
-                start = max(feed.pushed, closed - MAX_CANDLES_PER_TICK)
-                candles = [c.packed() for c in feed.series.candles(start, closed)]
-                if chunk and sum(len(c) for _, _, c in chunk) + len(candles) > _CANDLES_PER_TX:
-                    added += self._push(chunk)
-                    chunk = []
-                chunk.append((feed, closed, candles))
-            if chunk:
-                added += self._push(chunk)
-            return added
-
-    def _push(self, chunk: list[tuple[_Feed, int, list[int]]]) -> int:
-        batches = [feed.batch(candles, feed.origin + closed * feed.period) for feed, closed, candles in chunk]
-        self.deployer.transact(ORACLE_ADDRESS, "PriceHistoryOracle", "pushCandles", batches, gas=_RUN_GAS * 2)
-        for feed, closed, _ in chunk:
-            feed.pushed = closed
-        return sum(len(candles) for _, _, candles in chunk)
+        """Make the candles closed by `now` available at the price feed; returns how many."""
+        return self.price_feed.advance(now)
 
     def _refresh_tasks(self, now: float) -> None:
         count = int(self.deployer.call(SCHEDULER_ADDRESS, "WorkflowScheduler", "taskCount"))
@@ -278,7 +214,7 @@ class WorkflowsHandle:
         self.scheduler = scheduler
         #: Forecast model CIDs by hub name.
         self.models = models
-        self.oracle_address = ORACLE_ADDRESS
+        self.price_history_address = PRICE_HISTORY_PRECOMPILE_ADDRESS
         self.scheduler_address = SCHEDULER_ADDRESS
         self.workflows = {w.address: w for w in GENESIS_WORKFLOWS}
         #: How long `install_workflows` took.
@@ -304,7 +240,7 @@ class WorkflowsHandle:
 
     def info(self) -> dict[str, Any]:
         """What is installed, for the devnet's info page."""
-        return {"oracle": self.oracle_address, "scheduler": self.scheduler_address,
+        return {"price_history": self.price_history_address, "scheduler": self.scheduler_address,
                 "scheduler_account": self.scheduler.address,
                 "workflows": [{"name": w.reader.name, "address": w.address, "output_tensor": w.reader.output_tensor,
                                "model": w.model.name, "model_cid": self.models[w.model.name]}
@@ -334,32 +270,25 @@ def _operator(net: Devnet) -> DevAccount:
 
 def install_workflows(net: Devnet, *, clock: Callable[[], float] = time.time, start_thread: bool = True,
                       poll_interval: float = 1.0) -> WorkflowsHandle:
-    """Install the oracle, the scheduler and the seven workflows on `net`; start the loop.
+    """Install the scheduler and the seven workflows on `net`; start the loop.
 
     `clock` is the loop's time (Unix seconds); `start_thread=False` leaves the loop to explicit
     `handle.scheduler.tick()` calls.
     """
     started = time.perf_counter()
     chain = net.alpha_chain
-    existing = chain.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_getCode", "params": [ORACLE_ADDRESS, "latest"]})
+    existing = chain.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_getCode", "params": [SCHEDULER_ADDRESS, "latest"]})
     if isinstance(existing, dict) and existing.get("result") not in (None, "0x"):
         raise RuntimeError("workflows are already installed on this devnet (see net.workflows)")
     operator = _operator(net)
-    chain.set_code(ORACLE_ADDRESS, runtime_code("PriceHistoryOracle"))
-    chain.set_storage(ORACLE_ADDRESS, 0, int(operator.address, 16))  # operator (slot 0)
     chain.set_code(SCHEDULER_ADDRESS, runtime_code("WorkflowScheduler"))
     workflow_code = runtime_code("PriceHistoryInference")
     for workflow in GENESIS_WORKFLOWS:
         chain.set_code(workflow.address, workflow_code)
 
-    scheduler = WorkflowScheduler(chain, operator, clock)
+    scheduler = WorkflowScheduler(chain, operator, clock, net.price_feed)
     deployer = scheduler.deployer
     now = clock()
-    for market in MARKETS:
-        for duration in DURATIONS:
-            period = duration * 60
-            origin = math.floor(now / period) * period - HISTORY_CANDLES * period
-            scheduler.add_feed(_Feed(SyntheticSeries(market, duration), origin))
     scheduler.feed(now)
 
     models = {}
@@ -376,6 +305,6 @@ def install_workflows(net: Devnet, *, clock: Callable[[], float] = time.time, st
                           int(now) + GENESIS_SCHEDULE_SECONDS, period)
         scheduler.first_run_at(workflow.address, (math.floor(now / period) + 1) * period)
     seconds = time.perf_counter() - started
-    log.info("workflows installed in %.2f s: oracle %s, scheduler %s, %d workflows", seconds, ORACLE_ADDRESS,
-             SCHEDULER_ADDRESS, len(GENESIS_WORKFLOWS))
+    log.info("workflows installed in %.2f s: scheduler %s, %d workflows", seconds, SCHEDULER_ADDRESS,
+             len(GENESIS_WORKFLOWS))
     return WorkflowsHandle(scheduler, models, poll_interval, start_thread, seconds)

@@ -292,18 +292,21 @@ async def test_create_model_and_get_it(client: httpx.AsyncClient, auth: dict[str
     response = await client.post("/api/v0/models/", json={"name": "price-model",
                                                           "description": "predicts"}, headers=auth)
     assert response.status_code == 201
-    assert response.json() == {"name": "price-model", "description": "predicts",
-                               "versionString": "1.00"}
+    assert response.json() == {"name": "price-model", "description": "predicts"}
     model = (await client.get("/api/v0/models/price-model", headers=auth)).json()
     assert model["name"] == "price-model" and model["owner"] == DEV_EMAIL
+    assert model["versions"] == []  # the first version is created on its own, as 1.00
+    first = await client.post("/api/v0/models/price-model/versions", json={"notes": "1.00", "is_major": False},
+                              headers=auth)
+    assert first.status_code == 201 and first.json()["versionString"] == "1.00"
+    model = (await client.get("/api/v0/models/price-model", headers=auth)).json()
     assert [v["versionString"] for v in model["versions"]] == ["1.00"]
 
 
 async def test_create_model_without_trailing_slash(client: httpx.AsyncClient,
                                                    auth: dict[str, str]) -> None:
-    response = await client.post("/api/v0/models", json={"name": "m2", "description": "",
-                                                         "version": "3.07"}, headers=auth)
-    assert response.status_code == 201 and response.json()["versionString"] == "3.07"
+    response = await client.post("/api/v0/models", json={"name": "m2", "description": ""}, headers=auth)
+    assert response.status_code == 201 and response.json()["name"] == "m2"
 
 
 async def test_duplicate_model_is_409(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
@@ -331,12 +334,14 @@ async def test_good_model_names(client: httpx.AsyncClient, auth: dict[str, str],
     assert response.status_code == 201
 
 
-@pytest.mark.parametrize("version", ["1", "1.0", "1.000", "a.00", "-1.00", 1.0])
-async def test_bad_initial_version_is_400(client: httpx.AsyncClient, auth: dict[str, str],
-                                          version: object) -> None:
+@pytest.mark.parametrize("version", ["1.00", "3.07", 1.0])
+async def test_a_version_in_create_model_is_400(client: httpx.AsyncClient, auth: dict[str, str],
+                                                version: object) -> None:
+    """The hub numbers versions itself; a create-model body naming one is refused, not ignored."""
     response = await client.post("/api/v0/models/", json={"name": "m", "description": "",
                                                           "version": version}, headers=auth)
-    assert response.status_code == 400
+    assert response.status_code == 400 and "numbers versions itself" in response.json()["error"]["message"]
+    assert (await client.get("/api/v0/models/m", headers=auth)).status_code == 404
 
 
 async def test_bad_json_is_400(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
@@ -348,6 +353,7 @@ async def test_bad_json_is_400(client: httpx.AsyncClient, auth: dict[str, str]) 
 
 async def test_versions_bump_minor_and_major(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     await client.post("/api/v0/models/", json={"name": "v", "description": ""}, headers=auth)
+    await client.post("/api/v0/models/v/versions", json={"notes": "", "is_major": True}, headers=auth)  # 1.00
 
     async def bump(is_major: bool, notes: str = "") -> dict[str, Any]:
         response = await client.post("/api/v0/models/v/versions",
@@ -367,8 +373,10 @@ async def test_versions_bump_minor_and_major(client: httpx.AsyncClient, auth: di
 
 async def test_minor_bump_rolls_over_to_next_major(client: httpx.AsyncClient,
                                                    auth: dict[str, str]) -> None:
-    await client.post("/api/v0/models/", json={"name": "r", "description": "", "version": "1.99"},
-                      headers=auth)
+    await client.post("/api/v0/models/", json={"name": "r", "description": ""}, headers=auth)
+    for _ in range(100):  # 1.00 … 1.99
+        response = await client.post("/api/v0/models/r/versions", json={}, headers=auth)
+    assert response.json()["versionString"] == "1.99"
     response = await client.post("/api/v0/models/r/versions", json={}, headers=auth)
     assert response.json()["versionString"] == "2.00"
 
@@ -385,6 +393,14 @@ async def test_version_errors(client: httpx.AsyncClient, auth: dict[str, str]) -
 # ---- files
 
 
+async def new_model(client: httpx.AsyncClient, auth: dict[str, str], name: str) -> None:
+    """A model and its first version (1.00), in the two requests the official clients send."""
+    assert (await client.post("/api/v0/models/", json={"name": name, "description": ""},
+                              headers=auth)).status_code == 201
+    assert (await client.post(f"/api/v0/models/{name}/versions", json={"notes": "", "is_major": False},
+                              headers=auth)).json()["versionString"] == "1.00"
+
+
 async def upload(client: httpx.AsyncClient, auth: dict[str, str], model: str, version: str,
                  name: str, data: bytes) -> httpx.Response:
     return await client.post(f"/api/v0/models/{model}/versions/{version}/files",
@@ -393,7 +409,7 @@ async def upload(client: httpx.AsyncClient, auth: dict[str, str], model: str, ve
 
 async def test_upload_stores_by_cid_and_lists_files(client: httpx.AsyncClient, auth: dict[str, str],
                                                     service: HubService) -> None:
-    await client.post("/api/v0/models/", json={"name": "m", "description": ""}, headers=auth)
+    await new_model(client, auth, "m")
     data = b"\x08\x07onnx-ish bytes" * 100
     response = await upload(client, auth, "m", "1.00", "model.onnx", data)
     assert response.status_code == 201
@@ -408,7 +424,7 @@ async def test_upload_stores_by_cid_and_lists_files(client: httpx.AsyncClient, a
 
 
 async def test_reupload_replaces_the_file(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    await client.post("/api/v0/models/", json={"name": "m", "description": ""}, headers=auth)
+    await new_model(client, auth, "m")
     await upload(client, auth, "m", "1.00", "model.onnx", b"old")
     await upload(client, auth, "m", "1.00", "model.onnx", b"new!")
     files = (await client.get("/api/v0/models/m/versions/1.00/files", headers=auth)).json()
@@ -423,7 +439,7 @@ async def test_large_upload_to_disk_store(tmp_path: Path, clock: FakeClock) -> N
     data = bytes(range(256)) * 10_000  # 2.56 MB
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
         headers = bearer((await sign_in(c))["idToken"])
-        await c.post("/api/v0/models/", json={"name": "big", "description": ""}, headers=headers)
+        await new_model(c, headers, "big")
         response = await upload(c, headers, "big", "1.00", "big.onnx", data)
     assert response.status_code == 201 and response.json()["ipfsCid"] == cid_of(data)
     path = service.store.path(cid_of(data))
@@ -432,7 +448,7 @@ async def test_large_upload_to_disk_store(tmp_path: Path, clock: FakeClock) -> N
 
 async def test_upload_errors(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     assert (await upload(client, auth, "nope", "1.00", "a", b"x")).status_code == 404
-    await client.post("/api/v0/models/", json={"name": "m", "description": ""}, headers=auth)
+    await new_model(client, auth, "m")
     assert (await upload(client, auth, "m", "9.00", "a", b"x")).status_code == 404
     no_file = await client.post("/api/v0/models/m/versions/1.00/files",
                                 files={"other": ("a", b"x")}, headers=auth)
@@ -448,7 +464,7 @@ async def test_upload_errors(client: httpx.AsyncClient, auth: dict[str, str]) ->
 
 
 async def test_upload_keeps_only_the_base_name(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    await client.post("/api/v0/models/", json={"name": "m", "description": ""}, headers=auth)
+    await new_model(client, auth, "m")
     response = await upload(client, auth, "m", "1.00", "../../etc/model.onnx", b"x")
     assert response.status_code == 201 and response.json()["name"] == "model.onnx"
 
@@ -457,7 +473,7 @@ async def test_unexpected_failure_is_a_json_500(client: httpx.AsyncClient, auth:
                                                 service: HubService,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    await client.post("/api/v0/models/", json={"name": "m", "description": ""}, headers=auth)
+    await new_model(client, auth, "m")
 
     def broken(source: object) -> tuple[str, int]:
         raise OSError("disk full")

@@ -1,8 +1,13 @@
-"""`client.llm` against the devnet gateway: real x402 payments, real TEE signatures."""
+"""`client.llm` against the devnet gateway: real x402 payments, real TEE signatures.
+
+Every test runs in each payments-chain mode: the devnet's own chain, and Base Sepolia and Base in
+form (their chain ids, OPG addresses and EIP-712 domains).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +33,17 @@ WEATHER_TOOL = {
     },
 }
 WEATHER_MESSAGES = [{"role": "user", "content": "What is the weather in Dallas, in fahrenheit?"}]
+
+
+@pytest.fixture(scope="module", params=["devnet", "base-sepolia", "base"])
+def devnet(request: pytest.FixtureRequest, devnet: Devnet) -> Iterator[Devnet]:
+    """The session devnet for its own payments chain, a devnet of its own for each other mode."""
+    if request.param == "devnet":
+        yield devnet
+        return
+    with og.devnet.start(payments_chain=request.param) as net:
+        assert net.network.payments.network == f"eip155:{net.payments_mode.chain_id}"
+        yield net
 
 
 def _opg_balance(net: Devnet, address: str) -> int:

@@ -1,4 +1,4 @@
-"""Workflows on the devnet: deployment, scheduling, runs, reads, the oracle and the genesis forecasts.
+"""Workflows on the devnet: deployment, scheduling, runs, reads, the price feed and the genesis forecasts.
 
 The scheduler loop is driven with `tick()` and a fake clock: nothing here sleeps or times anything.
 """
@@ -24,10 +24,9 @@ from opengradient.devnet.deploy import DeployerError
 from opengradient.devnet.models import fit_forecasts
 from opengradient.devnet.models.forecasts import FORECAST_MODELS, ForecastModel
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.price_history import HISTORY_CANDLES, PRICE_HISTORY_PRECOMPILE_ADDRESS
 from opengradient.devnet.workflows import (
     GENESIS_WORKFLOWS,
-    HISTORY_CANDLES,
-    ORACLE_ADDRESS,
     SCHEDULER_ACCOUNT,
     WorkflowsHandle,
     install_workflows,
@@ -117,14 +116,12 @@ def fresh() -> Iterator[Env]:
 
 
 def _feed_index(env: Env, model: ForecastModel) -> int:
-    """How many candles the oracle holds for a model's series."""
-    count, *_ = env.call(ORACLE_ADDRESS, "PriceHistoryOracle", "seriesInfo", model.base, model.quote,
-                         model.duration_mins)
-    return int(count)
+    """How many candles the price feed has closed for a model's series."""
+    return env.net.price_feed.available(model.base, model.quote, model.duration_mins)
 
 
 def _expected(env: Env, model: ForecastModel) -> float:
-    """What onnxruntime gives for the model on the oracle's latest candles, computed off chain."""
+    """What onnxruntime gives for the model on the feed's latest candles, computed off chain."""
     end = _feed_index(env, model)
     columns = SyntheticSeries(market(model.base, model.quote), model.duration_mins).floats(
         end - model.total_candles, end)
@@ -136,18 +133,17 @@ def _expected(env: Env, model: ForecastModel) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Genesis: oracle, scheduler, the seven forecast workflows
+# Genesis: scheduler, the seven forecast workflows
 # ---------------------------------------------------------------------------------------------
 
 
 def test_genesis_contracts_are_installed(env: Env) -> None:
-    for address in [ORACLE_ADDRESS, SCHEDULER_ADDRESS] + [w.address for w in GENESIS_WORKFLOWS]:
+    for address in [SCHEDULER_ADDRESS] + [w.address for w in GENESIS_WORKFLOWS]:
         assert env.rpc("eth_getCode", address, "latest") not in ("0x", None)
     assert [w.address for w in GENESIS_WORKFLOWS] == [m.contract_address for m in WORKFLOW_MODELS]
     operator = env.net.accounts[SCHEDULER_ACCOUNT].address
-    assert env.call(ORACLE_ADDRESS, "PriceHistoryOracle", "operator").lower() == operator.lower()
     assert env.handle.scheduler.address == operator
-    assert len(env.call(ORACLE_ADDRESS, "PriceHistoryOracle", "seriesKeys")) == 12
+    assert env.net.info()["alpha"]["price_history_precompile"] == PRICE_HISTORY_PRECOMPILE_ADDRESS
     assert env.handle.install_seconds > 0
     info = env.handle.info()
     assert [w["address"] for w in info["workflows"]] == [w.address for w in GENESIS_WORKFLOWS]
@@ -159,11 +155,13 @@ def test_genesis_workflows_describe_themselves(env: Env) -> None:
         assert workflow.reader.output_tensor == model.output_name
         assert env.call(workflow.address, "PriceHistoryInference", "modelId") == env.cid(model)
         assert env.call(workflow.address, "PriceHistoryInference", "inputName") == model.input_name
-        assert env.call(workflow.address, "PriceHistoryInference", "historicalContract").lower() == \
-            ORACLE_ADDRESS.lower()
+        assert env.call(workflow.address, "PriceHistoryInference", "historicalContract") == \
+            PRICE_HISTORY_PRECOMPILE_ADDRESS
         query = env.call(workflow.address, "PriceHistoryInference", "inputQuery")
         assert tuple(query) == (model.base, model.quote, model.total_candles, model.duration_mins,
-                                int(og.CandleOrder.ASCENDING), tuple(int(t) for t in model.candle_types))
+                                int(og.CandleOrder.ASCENDING))
+        assert env.call(workflow.address, "PriceHistoryInference", "candleTypes") == \
+            tuple(int(t) for t in model.candle_types)
         assert env.rpc("eth_getCode", workflow.address, "latest") == env.rpc(
             "eth_getCode", GENESIS_WORKFLOWS[0].address, "latest")
 
@@ -198,8 +196,8 @@ async def test_async_readers(env: Env) -> None:
         assert output == model.reader(env.alpha)
 
 
-def test_genesis_results_are_the_models_output_on_the_oracles_candles(env: Env) -> None:
-    """End to end: oracle candles -> input tensor -> precompile -> ONNX model -> stored result."""
+def test_genesis_results_are_the_models_output_on_the_feeds_candles(env: Env) -> None:
+    """End to end: feed candles -> 0x…F5 -> input tensor -> ONNX model -> stored result."""
     for workflow in GENESIS_WORKFLOWS:
         result = env.alpha.read_workflow_result(workflow.address)
         tensor = result.numbers[workflow.model.output_name]
@@ -224,22 +222,61 @@ def test_forecasts_change_as_the_scheduler_runs(env: Env) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The oracle
+# The price-history precompile (0x…F5), called as the public contract calls it
 # ---------------------------------------------------------------------------------------------
 
+QUERY = "(string,string,uint32,uint32,uint8,uint8[])"
 
-def test_oracle_serves_the_synthetic_candles(env: Env) -> None:
+
+def _price_history(env: Env, selector: str, types: list[str], args: list[Any]) -> bytes:
+    """A raw eth_call to the precompile; a revert raises DeployerError with the reason."""
+    from eth_abi import encode
+
+    data = "0x" + selector + encode(types, args).hex()
+    response = env.net.alpha_chain.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_call",
+                                        "params": [{"to": PRICE_HISTORY_PRECOMPILE_ADDRESS, "data": data}, "latest"]})
+    assert isinstance(response, dict)
+    if "error" in response:
+        raise DeployerError(response["error"]["message"], reason=response["error"]["message"])
+    return bytes.fromhex(response["result"][2:])
+
+
+def _candles(env: Env, query: tuple[Any, ...]) -> list[tuple[int, int]]:
+    from eth_abi import decode
+
+    raw = _price_history(env, "f2f08e63", [QUERY], [query])
+    return [tuple(n) for n in decode(["(int128,int128)[]"], raw)[0]]
+
+
+def test_the_price_history_precompile_serves_the_synthetic_candles(env: Env) -> None:
     end = _feed_index(env, FORECAST_MODELS[0])
     assert end >= HISTORY_CANDLES
     series = SyntheticSeries(market("ETH", "USDT"), 60)
     candles = series.candles(end - 3, end)
     types = [og.CandleType.HIGH, og.CandleType.LOW, og.CandleType.OPEN, og.CandleType.CLOSE, og.CandleType.VOLUME]
-    ascending = env.call(ORACLE_ADDRESS, "PriceHistoryOracle", "getCandles", "eth", "usdt", 3, 60, 0,
-                         [int(t) for t in types])
+    ascending = _candles(env, ("eth", "usdt", 3, 60, 0, [int(t) for t in types]))
     expected = [v for c in candles for v in ((c.high, 5), (c.low, 5), (c.open, 5), (c.close, 5), (c.volume, 2))]
-    assert [tuple(n) for n in ascending] == expected
-    descending = env.call(ORACLE_ADDRESS, "PriceHistoryOracle", "getCandles", "ETH", "USDT", 3, 60, 1, [3])
-    assert [tuple(n) for n in descending] == [(c.close, 5) for c in reversed(candles)]
+    assert ascending == expected
+    descending = _candles(env, ("ETH", "USDT", 3, 60, 1, [3]))
+    assert descending == [(c.close, 5) for c in reversed(candles)]
+
+
+def test_run_inference_on_price_feed_is_the_model_on_those_candles(env: Env) -> None:
+    """`runInferenceOnPriceFeed(modelId, inputName, query)` (0xa192a0f9), what the public
+    PriceHistoryInference calls: tensor [1, total, types] of the latest candles, run by the model."""
+    from eth_abi import decode
+
+    from opengradient.client.codec import MODEL_OUTPUT, decode_model_output
+    from opengradient.devnet.models.forecasts import ETH_RETURN
+
+    model = ETH_RETURN
+    query = (model.base, model.quote, model.total_candles, model.duration_mins, int(model.order),
+             [int(t) for t in model.candle_types])
+    raw = _price_history(env, "a192a0f9", ["string", "string", QUERY], [env.cid(model), model.input_name, query])
+    (output,) = decode([MODEL_OUTPUT], raw)
+    assert output[3] is True  # an eth_call is a simulation
+    value = decode_model_output(output)[model.output_name]
+    assert float(value.reshape(())) == _expected(env, model)
 
 
 @pytest.mark.parametrize(("args", "reason"), [
@@ -251,19 +288,17 @@ def test_oracle_serves_the_synthetic_candles(env: Env) -> None:
     (("ETH", "USDT", 3, 60, 0, [5]), "unknown candle type"),
     (("ETH", "USDT", 3, 60, 0, []), "candle_types is empty"),
 ])
-def test_oracle_refuses_bad_queries(env: Env, args: tuple[Any, ...], reason: str) -> None:
+def test_the_price_history_precompile_refuses_bad_queries(env: Env, args: tuple[Any, ...], reason: str) -> None:
     with pytest.raises(DeployerError) as info:
-        env.call(ORACLE_ADDRESS, "PriceHistoryOracle", "getCandles", *args)
+        _candles(env, args)
     assert reason in str(info.value.reason)
 
 
-def test_only_the_operator_feeds_the_oracle(env: Env) -> None:
-    from opengradient.devnet.deploy import Deployer
-
-    stranger = Deployer(env.net.alpha_chain, env.net.accounts[3])
-    with pytest.raises(DeployerError, match="caller is not the operator"):
-        stranger.transact(ORACLE_ADDRESS, "PriceHistoryOracle", "pushCandles",
-                          [("ETH", "USDT", 60, 5, 2, 0, [1])])
+def test_the_price_history_precompile_refuses_unknown_calls(env: Env) -> None:
+    with pytest.raises(DeployerError, match="queryHistoricalCandles and runInferenceOnPriceFeed"):
+        _price_history(env, "12345678", [], [])
+    with pytest.raises(DeployerError, match="malformed call data"):
+        _price_history(env, "f2f08e63", ["uint256"], [1])
 
 
 def test_synthetic_candles_are_reproducible() -> None:
@@ -375,19 +410,20 @@ def test_the_scheduler_stops_at_the_end_time(fresh: Env) -> None:
         runs += address in {r.contract_address for r in fresh.handle.scheduler.tick().runs}
     assert runs in (2, 3)  # the last period ends within a second of the end time
     assert fresh.result_count(address) == 1 + runs
-    # After a long pause the loop catches up: at most 64 new candles per series, then one run each.
+    # After a long pause the loop catches up: every candle of the pause, then one run each.
+    before = {(m.base, d): fresh.net.price_feed.available(m.base, m.quote, d) for m in MARKETS for d in (30, 60, 360)}
     fresh.clock.advance(5 * 86400)
     report = fresh.handle.scheduler.tick()
     assert not report.failures
-    assert report.candles_added == 4 * (64 + 64 + 20)  # 30 min, 1 h (capped), 6 h
+    assert report.candles_added == 4 * (240 + 120 + 20)  # five days of 30 min, 1 h and 6 h candles
     assert address not in {r.contract_address for r in report.runs}
     assert {r.contract_address for r in report.runs} == {w.address for w in GENESIS_WORKFLOWS}
     for m in MARKETS:
         for duration in (30, 60, 360):
-            count, last_close, *_ = fresh.call(ORACLE_ADDRESS, "PriceHistoryOracle", "seriesInfo", m.base, m.quote,
-                                               duration)
+            last_close = fresh.net.price_feed.last_close(m.base, m.quote, duration)
             assert fresh.clock() - duration * 60 < last_close <= fresh.clock()
-            assert count > HISTORY_CANDLES
+            assert fresh.net.price_feed.available(m.base, m.quote, duration) == \
+                before[(m.base, duration)] + 5 * 86400 // (duration * 60)
 
 
 def test_cancelled_tasks_are_not_run(env: Env) -> None:

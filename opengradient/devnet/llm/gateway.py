@@ -415,15 +415,19 @@ class LLMGateway:
     @classmethod
     def deploy(cls, *, payments_chain: DevChain, alpha_chain: DevChain, operator: DevAccount,
                facilitator: DevAccount, holders: list[str], mint_each: int = 1_000_000 * 10**18,
-               router: UpstreamRouter | None = None) -> LLMGateway:
-        """Deploy the payment contracts and the TEE registry, then build the gateway."""
+               router: UpstreamRouter | None = None, token_name: str = "OPG", token_version: str = "2",
+               token_address: str | None = None) -> LLMGateway:
+        """Deploy the payment contracts and the TEE registry, then build the gateway (the OPG
+        token at `token_address` with that EIP-712 name and version, when given)."""
         from opengradient.devnet.deploy import deploy_payment_contracts, deploy_tee_registry
 
         contracts = deploy_payment_contracts(payments_chain, operator, holders, mint_each=mint_each,
-                                             token_name="OPG", token_version="2")
+                                             token_name=token_name, token_version=token_version,
+                                             token_address=token_address)
         registry = deploy_tee_registry(alpha_chain, operator)
         return cls(payments_chain=payments_chain, alpha_chain=alpha_chain, contracts=contracts,
-                   tee_registry=registry, operator=operator, facilitator=facilitator, router=router)
+                   tee_registry=registry, operator=operator, facilitator=facilitator, router=router,
+                   token_name=token_name, token_version=token_version)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 

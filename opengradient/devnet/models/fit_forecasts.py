@@ -2,7 +2,7 @@
 
 Each model (see `forecasts.py`) is a linear regression fitted by numpy least squares on the first
 `N_FIT` synthetic candles of its series (`opengradient.devnet.candles`, the same candles the
-devnet's oracle serves), then written as an ONNX graph built with `onnx.helper`. Parameters are
+devnet's price-history precompile serves), then written as an ONNX graph built with `onnx.helper`. Parameters are
 rounded to 8 significant digits before they are written, so the files are byte-for-byte
 reproducible (a BLAS that differs in the last bit cannot change them); a test checks the
 committed files against a fresh fit. `--report` prints the in-sample fit of each model.

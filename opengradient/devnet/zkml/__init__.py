@@ -1,10 +1,11 @@
 """Real ZKML on the devnet: ezkl circuits, proofs made in a separate process, an on-chain verifier.
 
 An inference in `InferenceMode.ZKML` runs the model in onnxruntime and in its ezkl circuit; the
-circuit's output is returned and proven, the proof's hash is recorded in the output (`jsons` entry
-``zkml_proof_hash``), and the devnet API serves the proof (``GET /zkml/proof/{inference_id}``) and
-the model's verification key, settings, SRS and verifier (``GET /zkml/vk/{model_cid}``). The SDK
-checks all of it with `Proof.verify()` (`opengradient.client.zkml`).
+circuit's output is returned and proven, the proof's hash is recorded by the inference precompile's
+``ZkmlProof(inferenceID, proofHash)`` event, and the devnet API serves the proof (``GET
+/zkml/proof/{inference_id}``) and the model's verification key, settings, SRS and verifier (``GET
+/zkml/vk/{model_cid}``). The SDK checks all of it with `Proof.verify()`
+(`opengradient.client.zkml`).
 
 Per model, on its first ZKML inference (cached by CID under ``<data dir>/zkml``; see `service`):
 settings with ``decomp_base=128``, ``decomp_legs=4``, public inputs and outputs and fixed
