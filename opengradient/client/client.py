@@ -35,7 +35,9 @@ class Client:
     in-process devnet uses them, so no socket is opened.
 
     LLM payments are capped per request by `max_payment_per_request` (OPG base units; 0.05 OPG
-    by default): a dearer request fails before anything is signed. Responses are verified
+    by default): a dearer request fails before anything is signed, and all that one call signs
+    (a payment, and another if the server answers it with a fresh 402) stays within it. No
+    signature is valid for more than an hour, whatever the server's offer asks. Responses are verified
     against the TEE registry's enclave keys (`tee_trust="registry"`, the default when the
     network names a registry), the gateway's published key (`"gateway"`), a pinned PEM key
     (`tee_public_key=`), or not at all (`"off"`).

@@ -452,6 +452,7 @@ class LLM:
             cached = payer.cached(call.cache_key)
             if cached is not None:
                 payment = yield from self._sign_flow(cached)
+        signed = payment.amount if payment is not None else 0  # the cap holds for the call
         response = yield self._send(call, payment, stream, session)
         if response.status_code == 402:
             offer = payment_required_of(response)
@@ -461,7 +462,7 @@ class LLM:
                 held[0] = session = None
             elif payment is not None:
                 payer.forget(call.cache_key)  # the cached offer is stale: pay the new one once
-            payment = yield from self._sign_flow(offer)
+            payment = yield from self._sign_flow(offer, already_signed=signed)
             payer.remember(call.cache_key, offer)
             response = yield self._send(call, payment, stream)
             if response.status_code == 402:
@@ -494,7 +495,7 @@ class LLM:
         raise_for_status(response)
         return response
 
-    def _sign_flow(self, offer: dict[str, Any]) -> Flow[SignedPayment]:
+    def _sign_flow(self, offer: dict[str, Any], *, already_signed: int = 0) -> Flow[SignedPayment]:
         """Sign a payment for `offer`; an upto one only once the Permit2 allowance covers its cap."""
         if self._payer.wallet is not None:
             option = self._payer.choose(offer)
@@ -504,7 +505,7 @@ class LLM:
                 except (KeyError, TypeError, ValueError):
                     cap = 0  # `sign` refuses the offer
                 yield from self._allowance_check_flow(cap, offer)
-        return self._payer.sign(offer)
+        return self._payer.sign(offer, already_signed=already_signed)
 
     def _allowance_check_flow(self, cap: int, offer: dict[str, Any]) -> Flow[None]:
         """Refuse to sign an upto cap the Permit2 allowance does not cover (one cached read)."""
@@ -552,7 +553,7 @@ class LLM:
         choice = first_choice(data, "the gateway")
         finish = choice.get("finish_reason")
         if call.kind == "chat":
-            message = self._signed_part(dict(choice.get("message") or {}), finish)
+            message = self._signed_part(dict(choice.get("message") or {}), finish, call.body)
             message.setdefault("role", "assistant")
             text = output_text(message.get("content"), message.get("tool_calls"), finish)
             output = TextGenerationOutput(chat_output=message, finish_reason=finish)
@@ -574,7 +575,7 @@ class LLM:
             message: dict[str, Any] = {"role": "assistant", "content": assembled.text}
             if calls:
                 message["tool_calls"] = calls
-            message = self._signed_part(message, assembled.finish_reason)
+            message = self._signed_part(message, assembled.finish_reason, call.body)
             output = TextGenerationOutput(chat_output=message, finish_reason=assembled.finish_reason,
                                           usage=assembled.usage, model=assembled.model, id=assembled.id)
             text = output_text(assembled.text, calls, assembled.finish_reason)
@@ -583,13 +584,18 @@ class LLM:
 
         return finish
 
-    def _signed_part(self, message: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    def _signed_part(self, message: dict[str, Any], finish: str | None, request: Mapping[str, Any]) -> dict[str, Any]:
         """Keep only what the enclave signs: tool calls when it called tools, else the text.
 
         The output hash covers the tool calls only when `finish_reason` is "tool_calls", and the text
         otherwise; anything else in the message could have been added on the way, so it is refused
-        (tool calls an agent might run) or dropped (text beside tool calls).
+        (tool calls an agent might run) or dropped (text beside tool calls). The signature does not
+        say which of the two the output was, nor covers `tool_choice`: a signed text that happens to
+        be the JSON of tool calls could be relabelled as tool calls on the way. So tool calls are
+        accepted only where the request allowed them (`allowed_tool_calls`).
         """
+        if message.get("tool_calls") or finish == "tool_calls":
+            allowed_tool_calls(request, message.get("tool_calls"))
         if self._tee_trust == "off" and self._pinned_key is None:
             return message
         if message.get("tool_calls") and finish != "tool_calls":
@@ -701,6 +707,30 @@ class LLM:
         after = decode(["uint256"], bytes.fromhex(str((yield Rpc("eth_call", (read, "latest"))))[2:]))[0]
         self._payer.permit2_allowance = after
         return ApprovalResult(before, after, tx_hash)
+
+
+def allowed_tool_calls(request: Mapping[str, Any], calls: Any) -> None:
+    """Refuse tool calls the request did not allow: no tools offered, `tool_choice` "none", a
+    function it did not offer, or another than the one it forced. `VerificationError` otherwise."""
+    offered = {str((t.get("function") or {}).get("name")) for t in request.get("tools") or []
+               if isinstance(t, Mapping)}
+    if not offered:
+        raise VerificationError("the response carries tool calls but the request offered no tools: a signed "
+                                "text answer relabelled as tool calls is refused")
+    choice = request.get("tool_choice")
+    if choice == "none":
+        raise VerificationError("the response carries tool calls but the request's tool_choice is 'none'")
+    forced = (choice.get("function") or {}).get("name") if isinstance(choice, Mapping) else None
+    if not isinstance(calls, list) or not calls:
+        raise VerificationError("the response says it called tools (finish_reason 'tool_calls') but carries none")
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if name not in offered:
+            raise VerificationError(f"the response calls {name!r}, which the request did not offer "
+                                    f"(offered: {', '.join(sorted(offered))})")
+        if forced is not None and name != forced:
+            raise VerificationError(f"the response calls {name!r} but the request forced {forced!r}")
 
 
 def _response_tee_id(response: httpx.Response) -> str | None:

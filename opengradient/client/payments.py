@@ -46,6 +46,9 @@ PAYMENT_SCHEMES = ("exact", "upto")
 
 #: Default per-request spend cap: 0.05 OPG (18 decimals).
 DEFAULT_MAX_PAYMENT = 5 * 10**16
+#: The longest a signed payment stays valid, whatever the server's offer asks (`maxTimeoutSeconds`):
+#: a signature is a bearer instrument, so a leaked or withheld one must expire soon.
+MAX_PAYMENT_VALIDITY_SECONDS = 3600
 
 
 def decode_b64_json(value: str) -> Any:
@@ -168,8 +171,14 @@ class Payer:
     def _schemes(self) -> tuple[str, ...]:
         return ("upto", "exact") if self.scheme == "upto" else ("exact",)
 
-    def sign(self, offer: dict[str, Any]) -> SignedPayment:
-        """Choose, check the spend cap, and sign; nothing is signed above the cap."""
+    def sign(self, offer: dict[str, Any], *, already_signed: int = 0) -> SignedPayment:
+        """Choose, check the spend cap, and sign; nothing is signed above the cap.
+
+        The cap is per call: `already_signed` is what this call has signed before (a server that
+        answers a signed payment with another 402 could settle both), and the two together must
+        stay within it. The signature is valid for the offer's `maxTimeoutSeconds`, but never for
+        more than `MAX_PAYMENT_VALIDITY_SECONDS`.
+        """
         if self.wallet is None:
             raise PaymentRequiredError("this request must be paid and the client has no private key",
                                        requirements=offer, hint="pass private_key= to og.init")
@@ -184,7 +193,20 @@ class Payer:
             raise SpendCapExceededError(
                 f"the server asks {what}{amount} base units of OPG, above this client's cap of "
                 f"{self.max_payment}", amount=amount, cap=self.max_payment, requirements=offer)
-        payload = self._signer().create_payment_payload(self._payment_required(offer, option))
+        if amount + already_signed > self.max_payment:
+            raise SpendCapExceededError(
+                f"this call already signed a payment of {already_signed} base units of OPG and the server asks "
+                f"another {amount}: together above this client's cap of {self.max_payment} per call",
+                amount=amount + already_signed, cap=self.max_payment, requirements=offer)
+        signed = {**option, "maxTimeoutSeconds": _validity(option)}
+        try:
+            payload = self._signer().create_payment_payload(self._payment_required(offer, signed))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PaymentRequiredError(f"this client cannot sign the server's payment offer: {exc}",
+                                       requirements=offer) from None
+        from x402.schemas import PaymentRequirements
+
+        payload.accepted = PaymentRequirements.model_validate(option)  # the offer verbatim, as x402 requires
         from x402.http.utils import encode_payment_signature_header
 
         return SignedPayment(encode_payment_signature_header(payload), amount, option)
@@ -297,6 +319,15 @@ class Payer:
                 "max_amount_per_payment": str(self.max_payment)}]})
             self._x402 = client
         return self._x402
+
+
+def _validity(option: dict[str, Any]) -> int:
+    """How long to make a signature for `option` valid: its timeout, within the client's bound."""
+    offered = _int_or_none(option.get("maxTimeoutSeconds"))
+    if offered is None or offered <= 0:
+        raise PaymentRequiredError("the payment offer has no valid maxTimeoutSeconds: "
+                                   f"{option.get('maxTimeoutSeconds')!r}")
+    return min(offered, MAX_PAYMENT_VALIDITY_SECONDS)
 
 
 def _int_or_none(value: Any) -> int | None:

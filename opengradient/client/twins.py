@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from opengradient.client._http import first_choice, raise_for_status, read_json_object, transport_errors
 from opengradient.client.llm import chat_body
-from opengradient.errors import ConfigurationError, InvalidInputError
+from opengradient.errors import ConfigurationError, InvalidInputError, InvalidResponseError
 from opengradient.types import TEE_LLM, TextGenerationOutput, Usage
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ class Twins:
     def _output(response: httpx.Response) -> TextGenerationOutput:
         data = read_json_object(response, "the twins API")
         choice = first_choice(data, "the twins API")
+        content = (choice.get("message") or {}).get("content")
+        if content is not None and not isinstance(content, str):
+            raise InvalidResponseError(f"the twins API: the message content is a {type(content).__name__}, not text")
         return TextGenerationOutput(chat_output=dict(choice.get("message") or {}),
                                     finish_reason=choice.get("finish_reason"),
                                     usage=Usage.from_dict(data.get("usage")), model=data.get("model"))

@@ -257,12 +257,6 @@ def test_stream_cut_mid_way_is_a_typed_error_and_charges_once(devnet_http: Devne
     client.close()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "OPEN: the SDK now reopens a cut paid stream with the same PAYMENT-SIGNATURE and skips the events it "
-    "already yielded (tests/test_llm_unit.py covers it in-process), and it charges once; over the TCP "
-    "proxy the reopened text still differs from the reference in its last token — suspected race between "
-    "the gateway finishing the disconnected stream in the background and serving the replay "
-    "(opengradient/devnet/llm/gateway.py); it fails about 2 runs in 5; investigate before removing this marker"))
 def test_stream_cut_mid_way_resumes_with_the_same_payment(devnet_http: Devnet, proxy: FaultProxy) -> None:
     client = llm_client(devnet_http, proxy)
     warm(client, proxy, 40)

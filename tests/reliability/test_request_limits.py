@@ -158,3 +158,37 @@ def test_bounded_loads_keeps_brackets_in_strings_and_refuses_depth() -> None:
         bounded_json.loads("[" * 129 + "]" * 129)
     with pytest.raises(json.JSONDecodeError):  # a nesting error is a decode error to handlers
         bounded_json.loads(DEEP)
+
+
+# ---- the reference model's work is bounded ----------------------------------------------------------
+
+HUGE_SCHEMA = {"type": "object", "required": ["xs"], "properties": {
+    "xs": {"type": "array", "minItems": 10**9, "items": {"type": "string", "minLength": 10**9}}}}
+
+
+def test_a_tool_schema_asking_for_1e9_items_is_answered_boundedly(devnet: Devnet) -> None:
+    """The attack froze every route of the devnet; now the answer is as big as max_tokens allows."""
+    tools = [{"type": "function", "function": {"name": "fill", "parameters": HUGE_SCHEMA}}]
+    output = devnet.client.llm.chat(og.TEE_LLM.GPT_4O, [{"role": "user", "content": "fill it"}], max_tokens=50,
+                                    tools=tools, tool_choice="required")
+    assert output.tee_verified and output.chat_output is not None
+    arguments = output.chat_output["tool_calls"][0]["function"]["arguments"]
+    assert len(arguments) < 20_000 and json.loads(arguments)["xs"]
+
+
+def test_a_json_schema_asking_for_1e9_items_is_cut_at_max_tokens(devnet: Devnet) -> None:
+    output = devnet.client.llm.chat(og.TEE_LLM.GPT_4O, [{"role": "user", "content": "fill it"}], max_tokens=50,
+                                    response_format={"type": "json_schema",
+                                                     "json_schema": {"name": "huge", "schema": HUGE_SCHEMA}})
+    assert output.tee_verified and output.finish_reason == "length"
+
+
+def test_the_same_schema_through_a_free_eth_call_is_bounded(devnet: Devnet) -> None:
+    tools = [("fill", "fill", json.dumps(HUGE_SCHEMA))]
+    request: tuple[Any, ...] = (0, "meta-llama/Meta-Llama-3-8B-Instruct", [("user", "fill it", "", "", [])], tools,
+                                "required", 0, [], 0)
+    data = RUN_LLM_CHAT_SELECTOR + encode([LLM_CHAT_REQUEST], [request])
+    reply = devnet.alpha_chain.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [
+        {"to": INFERENCE_CONTRACT_ADDRESS, "data": "0x" + data.hex()}, "latest"]})
+    assert isinstance(reply, dict) and "result" in reply, reply
+    assert len(reply["result"]) < 100_000
