@@ -148,6 +148,30 @@ class WorkflowSchedulingError(OpenGradientError):
                          hint="fix the schedule and call alpha.schedule_workflow(contract_address, scheduler_params)")
 
 
+class MissingExtraError(OpenGradientError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names the pip command.
+
+    It is also an `ImportError`, so `except ImportError` around optional features keeps working.
+    """
+
+    def __init__(self, feature: str, extra: str, detail: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.command = f"pip install 'opengradient[{extra}]'"
+        super().__init__(f"{feature} needs extra packages ({detail}): {self.command}")
+
+
+def missing_extra(exc: ImportError, feature: str, extra: str) -> MissingExtraError:
+    """`exc`, raised while importing the optional packages of `feature`, as a `MissingExtraError`.
+
+    Use it as `raise missing_extra(exc, ...) from exc` around imports of third-party packages only.
+    """
+    detail = f"{exc.name} is missing" if isinstance(exc, ModuleNotFoundError) and exc.name else str(exc)
+    error = MissingExtraError(feature, extra, detail)
+    error.name = exc.name
+    return error
+
+
 class UnconfirmedTransactionError(TransactionError, NetworkError):
     """The network failed while a signed transaction was being sent: it may or may not be on chain.
 
