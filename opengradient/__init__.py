@@ -91,12 +91,18 @@ def init(private_key: str | None = None, alpha_private_key: str | None = None,
          email: str | None = None, password: str | None = None, **kwargs: Any) -> Client:
     """Create a `Client`, remember it as `og.global_client`, and return it.
 
-    `kwargs` go to `Client` (URLs, `network=`, `timeout=`, `transport=`, …).
+    What is not passed is read from the settings, exactly as the CLI reads them: the `OG_*`
+    environment variables (`OG_PRIVATE_KEY`, …), then the config file that `opengradient config
+    init` writes. `devnet_url=` (or `OG_DEVNET_URL`) points the client at a devnet served over
+    HTTP. Other `kwargs` go to `Client` (URLs, `network=`, `timeout=`, `transport=`, …).
     """
+    from opengradient import config
     from opengradient.client.client import Client
 
     global global_client
-    global_client = Client(private_key, alpha_private_key, email, password, **kwargs)
+    global_client = Client(**config.client_arguments(
+        {"private_key": private_key, "alpha_private_key": alpha_private_key, "email": email,
+         "password": password, **kwargs}))
     return global_client
 
 

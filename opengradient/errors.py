@@ -12,11 +12,17 @@ from typing import Any
 
 
 class OpenGradientError(Exception):
-    """Base class of every error raised by the SDK."""
+    """Base class of every error raised by the SDK.
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    `message` says what happened, `hint` what to do in Python terms; `arguments` names the
+    `og.init`/`Client` arguments (and so the settings, see `opengradient.config`) that would fix
+    it, which lets the CLI give the same advice in its own terms.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.message = message
         self.hint = hint
+        self.arguments = arguments
         super().__init__(f"{message} ({hint})" if hint else message)
 
 
@@ -40,11 +46,11 @@ class HTTPStatusError(OpenGradientError):
     """A service answered with an error status; `message` is the server's own explanation."""
 
     def __init__(self, message: str, *, status_code: int, url: str, body: Any = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.status_code = status_code
         self.url = url
         self.body = body
-        super().__init__(f"HTTP {status_code} from {url}: {message}", hint=hint)
+        super().__init__(f"HTTP {status_code} from {url}: {message}", hint=hint, arguments=arguments)
 
 
 class AuthenticationError(HTTPStatusError):
@@ -108,10 +114,10 @@ class PaymentError(OpenGradientError):
     """A paid request could not be paid for; `requirements` are the server's decoded offers."""
 
     def __init__(self, message: str, *, requirements: Any = None, reason: str | None = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.requirements = requirements
         self.reason = reason
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, arguments=arguments)
 
 
 class PaymentRequiredError(PaymentError):
@@ -128,7 +134,7 @@ class SpendCapExceededError(PaymentError):
     def __init__(self, message: str, *, amount: int, cap: int, requirements: Any = None) -> None:
         self.amount = amount
         self.cap = cap
-        super().__init__(message, requirements=requirements,
+        super().__init__(message, requirements=requirements, arguments=("max_payment_per_request",),
                          hint="raise max_payment_per_request on the client if this price is expected")
 
 

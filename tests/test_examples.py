@@ -74,8 +74,10 @@ _EXTRAS = {"langchain": "langchain", "langgraph": "langchain", "agents": "agents
 
 
 def _environment() -> dict[str, str]:
-    """The user's environment without settings that would send an example elsewhere (keys, upstreams)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("OG_") and k != "OPENAI_API_KEY"}
+    """The user's environment without settings that would send an example elsewhere (keys, upstreams);
+    `OG_CONFIG_FILE` stays, pointing at the test session's empty settings."""
+    return {k: v for k, v in os.environ.items()
+            if (not k.startswith("OG_") or k == "OG_CONFIG_FILE") and k != "OPENAI_API_KEY"}
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:

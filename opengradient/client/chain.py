@@ -134,7 +134,8 @@ class _DriverBase:
     def _wallet(self) -> Wallet:
         if self.wallet is None:
             raise ConfigurationError("this operation sends a transaction and needs a private key",
-                                     hint="pass private_key= (or alpha_private_key=) to og.init")
+                                     hint="pass private_key= (or alpha_private_key=) to og.init, or set OG_PRIVATE_KEY",
+                                     arguments=("private_key",))
         return self.wallet
 
     def _tx_fields(self, step: SendTx, nonce: int, gas_price: int) -> dict[str, Any]:

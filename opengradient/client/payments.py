@@ -171,7 +171,8 @@ class Payer:
         """Choose, check the spend cap, and sign; nothing is signed above the cap."""
         if self.wallet is None:
             raise PaymentRequiredError("this request must be paid and the client has no private key",
-                                       requirements=offer, hint="pass private_key= to og.init")
+                                       requirements=offer, hint="pass private_key= to og.init, or set OG_PRIVATE_KEY",
+                                       arguments=("private_key",))
         option = self.choose(offer)
         try:
             amount = int(option["amount"])
