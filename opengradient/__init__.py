@@ -10,6 +10,7 @@ first use.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from opengradient.errors import (
@@ -63,6 +64,9 @@ if TYPE_CHECKING:
     from opengradient.proof import Proof
 
 __version__ = "0.8.0.dev0"
+
+# A library leaves logging to the application: without its own configuration, nothing is printed.
+logging.getLogger("opengradient").addHandler(logging.NullHandler())
 
 #: The client created by the last `init` call.
 global_client: Client | None = None

@@ -13,6 +13,7 @@ resynchronises the nonce from the node.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import Generator
@@ -147,7 +148,10 @@ class _DriverBase:
         return tx
 
     def _backoff(self, attempt: int) -> float:
-        return min(0.2 * 2**attempt, 2.0)
+        """Seconds before retry `attempt`: exponential up to 2 s, with jitter (between half and all of
+        it) so that clients failing together do not retry in lockstep."""
+        ceiling = min(0.2 * 2**attempt, 2.0)
+        return random.uniform(ceiling / 2, ceiling)
 
 
 class SyncDriver(_DriverBase):
