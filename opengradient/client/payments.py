@@ -1,4 +1,4 @@
-"""Paying for requests with x402 (PROTOCOL.md §3), signing through the `x402` package.
+"""Paying for requests with x402 (version 2), signing through the `x402` package.
 
 On top of the package the SDK adds what OpenGradient needs: choosing the offer on the
 configured payments network and token, a per-request spend cap checked before anything is

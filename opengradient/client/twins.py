@@ -1,4 +1,4 @@
-"""`client.twins`: chat with digital twins (PROTOCOL.md §7)."""
+"""`client.twins`: chat with digital twins."""
 
 from __future__ import annotations
 
