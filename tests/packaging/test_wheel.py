@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,17 @@ def test_init_reads_og_private_key(installed: tuple[Path, Path], tmp_path: Path)
     from opengradient import Client
 
     assert done.stdout.strip() == Client(KEY).address
+
+
+def test_the_sdist_holds_the_package_and_no_tests(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in (*SOURCES, "tests"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, source / name)
+    _run(sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", tmp_path / "dist", source)
+    (sdist,) = (tmp_path / "dist").glob("opengradient-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"LICENSE", "CHANGELOG.md", "README.md", "opengradient/py.typed", "opengradient/cli.py"} <= names
+    assert not [name for name in names if name.startswith("tests")], "the test suite stays in the repository"
