@@ -1,1 +1,1 @@
-"""Benchmarks for the DESIGN.md targets; run `python -m bench` from the repository root."""
+"""Benchmarks for the performance targets; run `python -m bench` from the repository root."""

@@ -1,4 +1,4 @@
-"""`python -m bench`: time each DESIGN.md target against a baseline measured in the same run.
+"""`python -m bench`: time each performance target against a baseline measured in the same run.
 
 Options: `--quick` (few repetitions), `--only NAME` (repeatable; exact name or substring),
 `--repeat N`, `--json`. The exit code is 0 when every benchmark ran, whether or not its target
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, run the selected benchmarks, print one table (or JSON)."""
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Time each DESIGN.md target against a baseline measured in the same run.")
+        description="Time each performance target against a baseline measured in the same run.")
     parser.add_argument("--quick", action="store_true", help="few repetitions (for tests)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help=f"run only this benchmark (repeatable): {', '.join(registry.factories)}")

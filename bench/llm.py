@@ -1,6 +1,6 @@
 """LLM benchmarks: `client.llm` on the devnet gateway against raw httpx on the same server.
 
-The DESIGN.md targets, each timed against its baseline in the same run:
+The performance targets, each timed against its baseline in the same run:
 
 - `llm.chat.warm[.inproc]` — a warm paid `client.llm.chat` (x402 signed up front, TEE verified)
   against the same request unpaid with raw httpx: ≤ 1.3×.
@@ -276,7 +276,7 @@ def _signer(net: Devnet, index: int, url: str, body: dict[str, Any]) -> Callable
 
 
 class _RawBaseline:
-    """How a raw httpx baseline is served: unpaid (the DESIGN baselines) or with a pre-signed payment."""
+    """How a raw httpx baseline is served: unpaid (the targets' baselines) or with a pre-signed payment."""
 
     def __init__(self, net: Devnet, url: str, body: dict[str, Any], *, paid: bool, payer_index: int) -> None:
         self.net, self.paid = net, paid

@@ -3,7 +3,7 @@
 It imports every module of the `bench` package (so a benchmark module added later is picked up
 without touching this file), collects every harness `Registry` those modules define, and runs all
 their benchmarks with the harness: one row each with the median, the same-run baseline's median,
-their ratio, the DESIGN.md target and whether it was met. Nothing here times anything itself.
+their ratio, the target and whether it was met. Nothing here times anything itself.
 
 Options: `--quick` (3 repetitions, 1 warm-up), `--repeat N`, `--only NAME` (repeatable; exact name
 or substring), `--json`. Exit code 0 when every benchmark could be measured (met or not: this is a
@@ -74,7 +74,7 @@ def report(registry: Registry, argv: list[str] | None = None, out: TextIO = sys.
     if args.json:
         print_json(results, out, **meta)
     else:
-        print_table(results, out, title=f"opengradient — DESIGN.md targets, Python {meta['python']}"
+        print_table(results, out, title=f"opengradient — performance targets, Python {meta['python']}"
                                         f"{' (quick)' if args.quick else ''}")
         print(summary(results), file=out)
     return 1 if any(r.error is not None for r in results) else 0

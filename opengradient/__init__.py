@@ -10,6 +10,7 @@ first use.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from opengradient.errors import (
@@ -21,6 +22,7 @@ from opengradient.errors import (
     InferenceError,
     InvalidInputError,
     InvalidResponseError,
+    MissingExtraError,
     ModelNotFoundError,
     NetworkError,
     NotFoundError,
@@ -64,6 +66,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.8.0.dev0"
 
+# A library leaves logging to the application: without its own configuration, nothing is printed.
+logging.getLogger("opengradient").addHandler(logging.NullHandler())
+
 #: The client created by the last `init` call.
 global_client: Client | None = None
 
@@ -91,12 +96,18 @@ def init(private_key: str | None = None, alpha_private_key: str | None = None,
          email: str | None = None, password: str | None = None, **kwargs: Any) -> Client:
     """Create a `Client`, remember it as `og.global_client`, and return it.
 
-    `kwargs` go to `Client` (URLs, `network=`, `timeout=`, `transport=`, …).
+    What is not passed is read from the settings, exactly as the CLI reads them: the `OG_*`
+    environment variables (`OG_PRIVATE_KEY`, …), then the config file that `opengradient config
+    init` writes. `devnet_url=` (or `OG_DEVNET_URL`) points the client at a devnet served over
+    HTTP. Other `kwargs` go to `Client` (URLs, `network=`, `timeout=`, `transport=`, …).
     """
+    from opengradient import config
     from opengradient.client.client import Client
 
     global global_client
-    global_client = Client(private_key, alpha_private_key, email, password, **kwargs)
+    global_client = Client(**config.client_arguments(
+        {"private_key": private_key, "alpha_private_key": alpha_private_key, "email": email,
+         "password": password, **kwargs}))
     return global_client
 
 
@@ -104,7 +115,8 @@ __all__ = [
     "LLM", "TEE_LLM", "AuthenticationError", "CandleOrder", "CandleType", "Client",
     "ConfigurationError", "ConflictError", "ContractRevertError", "FileUploadResult",
     "HTTPStatusError", "HistoricalInputQuery", "InferenceError", "InferenceMode", "InferenceResult",
-    "InvalidInputError", "InvalidResponseError", "LlmInferenceMode", "ModelNotFoundError", "ModelOutput",
+    "InvalidInputError", "InvalidResponseError", "LlmInferenceMode", "MissingExtraError", "ModelNotFoundError",
+    "ModelOutput",
     "ModelRepository",
     "NetworkError", "NotFoundError", "OpenGradientError", "Proof", "RPCError", "RateLimitError",
     "PaymentDeclinedError", "PaymentError", "PaymentRequiredError", "SpendCapExceededError", "StreamChunk",

@@ -1,19 +1,27 @@
 """The `opengradient` command line.
 
-Every command exits non-zero with a one-line reason on error, and `--json` prints
-machine-readable output. Settings come from `opengradient config init` (a 0600 file) and
-`OG_*` environment variables; `--devnet URL` (or `OG_DEVNET_URL`) points a command at a devnet,
-whose published development credentials (Model Hub user, twins key) fill in what the settings
-leave unset. `completion` and `chat` run through the TEE gateway (x402) by default; `--mode VANILLA`
-takes the legacy on-chain path (`runLLMCompletion` / `runLLMChat` on the Alpha chain).
+Settings come from `opengradient config init` (a 0600 file) and `OG_*` environment variables,
+read exactly as `og.init()` reads them; `--devnet URL` (or `OG_DEVNET_URL`) points a command at a
+devnet, whose published development credentials (Model Hub user, twins key) fill in what the
+settings leave unset. `completion` and `chat` run through the TEE gateway (x402) by default;
+`--mode VANILLA` takes the legacy on-chain path (`runLLMCompletion` / `runLLMChat` on the Alpha
+chain).
+
+Exit codes: 0 success, 1 the command failed, 2 the command line is wrong (usage), 130
+interrupted. An error is one line on stderr, `error: <message> (<hint>)`; under `--json` it is one
+JSON document on stderr, `{"error": {"type", "message", "hint", "exit_code"}}`, and stdout stays
+empty. Hints speak CLI: the option, command or environment variable that fixes the problem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,32 +29,91 @@ import click
 
 import opengradient
 from opengradient import bounded_json, config
-from opengradient.bounded_json import response_json
 
 if TYPE_CHECKING:
     from opengradient.client import Client
     from opengradient.types import TextGenerationOutput
 
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+_OPG = Decimal(10) ** 18
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+#: What the CLI says for each `og.init`/`Client` argument an SDK error names in `arguments`.
+_OPTION_ADVICE = {
+    "tee_trust": "pass --tee-trust gateway to trust the gateway's published key (or --tee-trust off)",
+    "max_payment_per_request": "pass --max-payment with the most OPG you will pay per request",
+    "timeout": "retry later",
+}
+
+
+class CliError(click.ClickException):
+    """A failure the CLI words itself, with CLI advice; `kind` is the error type it reports."""
+
+    def __init__(self, message: str, hint: str | None = None, kind: str = "CliError") -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.kind = kind
+
+
+def settings_advice(keys: Sequence[str]) -> str:
+    """How to provide settings from the command line: their environment variables or the config file."""
+    return f"set {' and '.join(config.ENV[key] for key in keys)}, or run `opengradient config init`"
+
+
+def _advice(exc: opengradient.OpenGradientError) -> str | None:
+    """The CLI's hint for an SDK error: settings and options in CLI terms, else the SDK's own hint."""
+    settings = [key for key in exc.arguments if key in config.ENV]
+    if settings:
+        return settings_advice(settings)
+    options = [_OPTION_ADVICE[key] for key in exc.arguments if key in _OPTION_ADVICE]
+    return "; ".join(options) if options else exc.hint
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether `--json` is among the global options (those before the command)."""
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        if argv[index] == "--json":
+            return True
+        index += 2 if argv[index] == "--devnet" else 1
+    return False
+
+
+def _report(as_json: bool, kind: str, message: str, hint: str | None, exit_code: int) -> NoReturn:
+    """Print one error (a line, or a JSON document under --json) on stderr and exit."""
+    message = " ".join(message.split())
+    if as_json:
+        click.echo(json.dumps({"error": {"type": kind, "message": message, "hint": hint, "exit_code": exit_code}}),
+                   err=True)
+    else:
+        click.echo(f"error: {message}" + (f" ({hint})" if hint else ""), err=True)
+    sys.exit(exit_code)
 
 
 class _Group(click.Group):
-    """Turns every SDK, file, JSON and usage error into one line on stderr and exit code 1."""
+    """Runs a command and turns every SDK, file, JSON and usage error into one report and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = _wants_json(argv)
         try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
-            raise
+            code = super().main(argv, prog_name or "opengradient", complete_var, standalone_mode=False, **extra)
+        except CliError as exc:
+            _report(as_json, exc.kind, exc.format_message(), exc.hint, EXIT_FAILURE)
+        except click.UsageError as exc:
+            path = exc.ctx.command_path if exc.ctx is not None else "opengradient"
+            _report(as_json, "UsageError", exc.format_message(), f"see `{path} --help`", EXIT_USAGE)
         except click.ClickException as exc:
-            _fail(" ".join(exc.format_message().split()))
+            _report(as_json, type(exc).__name__, exc.format_message(), None, exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _report(as_json, "Interrupted", "interrupted", None, EXIT_INTERRUPTED)
         except opengradient.OpenGradientError as exc:
-            _fail(str(exc))
+            _report(as_json, type(exc).__name__, exc.message, _advice(exc), EXIT_FAILURE)
         except (OSError, ValueError) as exc:
-            _fail(f"{type(exc).__name__}: {exc}")
+            _report(as_json, type(exc).__name__, f"{type(exc).__name__}: {exc}", None, EXIT_FAILURE)
+        if standalone_mode:
+            sys.exit(code or 0)
+        return code
 
 
 class _Settings:
@@ -57,18 +124,18 @@ class _Settings:
         self.devnet_url = devnet_url
         self._client: Client | None = None
 
-    def client(self) -> Client:
-        if self._client is None:
-            from opengradient.client.discovery import network_from_devnet
+    def client(self, *, needs: Sequence[str] = (), **options: Any) -> Client:
+        """The client from the settings (as `og.init()` builds it) and `options`.
 
-            settings = config.load()
-            url = self.devnet_url or settings.get("devnet_url")
-            network: Any = network_from_devnet(url) if url else settings.get("network", "public")
-            if url:
-                settings = {**_devnet_defaults(url), **settings}
-            self._client = opengradient.Client(
-                settings.get("private_key"), settings.get("alpha_private_key"), settings.get("email"),
-                settings.get("password"), settings.get("twins_api_key"), network=network)
+        `needs` lists private-key settings of which one must be set: checked before anything is sent.
+        """
+        if self._client is None:
+            if needs and not any(config.load().get(key) for key in needs):
+                command = click.get_current_context().command_path
+                raise CliError(f"{command} needs a private key and none is set", hint=settings_advice(needs[-1:]),
+                               kind="ConfigurationError")
+            arguments = config.client_arguments({"devnet_url": self.devnet_url, **options})
+            self._client = opengradient.Client(**arguments)
         return self._client
 
     def emit(self, data: Any, text: str) -> None:
@@ -78,22 +145,9 @@ class _Settings:
 pass_settings = click.make_pass_decorator(_Settings)
 
 
-def _devnet_defaults(url: str) -> dict[str, str]:
-    """The devnet's published development credentials (Model Hub user, twins key), used for
-    whatever the settings leave unset."""
-    import httpx
-
-    try:
-        info = response_json(httpx.get(url.rstrip("/") + "/", timeout=10.0))
-        hub, twins = info.get("model_hub") or {}, info.get("twins") or {}
-        found = {"email": hub.get("email"), "password": hub.get("password"), "twins_api_key": twins.get("api_key")}
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return {}
-    return {k: v for k, v in found.items() if isinstance(v, str) and v}
-
-
 @click.group(cls=_Group)
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.version_option(opengradient.__version__, "--version", prog_name="opengradient", message="%(prog)s %(version)s")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (errors too, on stderr).")
 @click.option("--devnet", "devnet_url", envvar="OG_DEVNET_URL", default=None, metavar="URL",
               help="Use the devnet served at URL (see `opengradient devnet up`).")
 @click.pass_context
@@ -182,13 +236,25 @@ def create_account(settings: _Settings, save: bool, force: bool) -> None:
 # -- Model Hub -------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _hub_advice() -> Iterator[None]:
+    """A model or version the hub does not know: say which commands create them."""
+    try:
+        yield
+    except opengradient.NotFoundError as exc:
+        raise CliError(exc.message, kind=type(exc).__name__,
+                       hint="check --repo and --version; `opengradient create-model-repo` and "
+                            "`opengradient create-version` create them") from exc
+
+
 @main.command("create-model-repo")
 @click.option("--repo", "--name", "repo", required=True, help="Model name.")
 @click.option("--description", default="", help="What the model does.")
 @pass_settings
 def create_model_repo(settings: _Settings, repo: str, description: str) -> None:
     """Create a model repository (and its first version)."""
-    result = settings.client().model_hub.create_model(repo, description)
+    with _hub_advice():
+        result = settings.client().model_hub.create_model(repo, description)
     settings.emit({"name": result.name, "version": result.initialVersion},
                   f"created model {result.name!r} with version {result.initialVersion}")
 
@@ -200,7 +266,8 @@ def create_model_repo(settings: _Settings, repo: str, description: str) -> None:
 @pass_settings
 def create_version(settings: _Settings, repo: str, notes: str, major: bool) -> None:
     """Create a new version of a model."""
-    result = settings.client().model_hub.create_version(repo, notes, major)
+    with _hub_advice():
+        result = settings.client().model_hub.create_version(repo, notes, major)
     settings.emit(dict(result), f"created version {result['versionString']} of {repo!r}")
 
 
@@ -216,9 +283,9 @@ def upload_file(settings: _Settings, file: Path, repo: str, version_: str) -> No
 
     hub = settings.client().model_hub
     console = Console(stderr=True)  # stdout carries the result only
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), transient=True, disable=settings.as_json or not console.is_terminal,
-                  console=console) as bar:
+    with _hub_advice(), Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), transient=True,
+                                 disable=settings.as_json or not console.is_terminal, console=console) as bar:
         task = bar.add_task(f"uploading {file.name}", total=None)
         result = hub.upload(file, repo, version_, progress=lambda sent, total: bar.update(
             task, completed=sent, total=total))
@@ -232,7 +299,8 @@ def upload_file(settings: _Settings, file: Path, repo: str, version_: str) -> No
 @pass_settings
 def list_files(settings: _Settings, repo: str, version_: str) -> None:
     """List the files of a model version."""
-    files = settings.client().model_hub.list_files(repo, version_)
+    with _hub_advice():
+        files = settings.client().model_hub.list_files(repo, version_)
     lines = [f"{f['name']}  {f['size']} bytes  {f.get('ipfsCid', '')}" for f in files]
     settings.emit(files, "\n".join(lines) or "no files")
 
@@ -252,19 +320,31 @@ def _json_option(value: str | None, file: Path | None, what: str) -> Any:
         raise click.UsageError(f"{what} is not valid JSON: {exc}") from exc
 
 
+class _UpperChoice(click.Choice):
+    """Choices documented (and shown in help) in upper case, accepted in any case."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(value.upper() if isinstance(value, str) else value, param, ctx)
+
+
+#: Settings that can pay Alpha-chain gas, the one to advise last.
+_ALPHA_KEYS = ("alpha_private_key", "private_key")
+
+
 @main.command()
-@click.option("--model", "-m", "model_cid", required=True, help="Model CID.")
-@click.option("--mode", type=click.Choice(["VANILLA", "ZKML", "TEE"], case_sensitive=False), default="VANILLA",
-              show_default=True)
+@click.option("--model", "-m", "model_cid", required=True, help="Model CID (what `upload-file` prints).")
+@click.option("--mode", type=_UpperChoice(["VANILLA", "ZKML", "TEE"]), default="VANILLA", show_default=True,
+              help="How the result is proven: VANILLA (on chain), ZKML (a zero-knowledge proof) or TEE.")
 @click.option("--input", "-d", "input_", default=None, help="Input tensors as JSON.")
-@click.option("--input-file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--input-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A file holding the input tensors as JSON (instead of --input).")
 @pass_settings
 def infer(settings: _Settings, model_cid: str, mode: str, input_: str | None, input_file: Path | None) -> None:
     """Run an ONNX model on chain."""
     model_input = _json_option(input_, input_file, "--input")
     if model_input is None:
         raise click.UsageError("give the model input with --input or --input-file")
-    result = settings.client().alpha.infer(model_cid, mode.upper(), model_input)
+    result = settings.client(needs=_ALPHA_KEYS).alpha.infer(model_cid, mode, model_input)
     output = {k: v.tolist() for k, v in result.model_output.items()}
     proof = result.proof.to_dict() if result.proof else None
     settings.emit({"transaction_hash": result.transaction_hash, "model_output": output, "proof": proof},
@@ -280,10 +360,33 @@ def _llm_summary(result: TextGenerationOutput) -> dict[str, Any]:
 _SETTLEMENT = click.option("--x402-settlement-mode", "--settlement-mode", "settlement_mode", default="settle",
                            type=click.Choice(["settle", "settle-metadata", "settle-batch"], case_sensitive=False),
                            show_default=True)
-_LLM_MODE = click.option("--mode", "llm_mode", type=click.Choice(["TEE", "VANILLA"], case_sensitive=False),
+_LLM_MODE = click.option("--mode", "llm_mode", type=_UpperChoice(["TEE", "VANILLA"]),
                          default="TEE", show_default=True,
                          help="TEE: the verified gateway, paid with x402. VANILLA: the legacy on-chain path "
                               "(runLLMChat/runLLMCompletion on the Alpha chain, paid as gas).")
+
+
+_TEE_TRUST = click.option("--tee-trust", type=click.Choice(["registry", "gateway", "off"]), default=None,
+                          help="Whose enclave keys verify answers: the TEE registry (the default where the "
+                               "network has one), the gateway's published key, or none.")
+_MAX_PAYMENT = click.option("--max-payment", default=None, metavar="OPG",
+                            help="Refuse to pay more than this per request, in OPG (default 0.05).")
+
+
+def _llm_client(settings: _Settings, llm_mode: str, tee_trust: str | None, max_payment: str | None) -> Client:
+    """The client for an LLM command; the key it pays with is checked before anything is sent."""
+    if llm_mode == "VANILLA":
+        return settings.client(needs=_ALPHA_KEYS)
+    options: dict[str, Any] = {"tee_trust": tee_trust}
+    if max_payment is not None:
+        try:
+            cap = int(Decimal(max_payment) * _OPG)
+        except (InvalidOperation, ValueError, OverflowError):  # not a number, NaN, infinity
+            cap = 0
+        if cap <= 0:
+            raise click.BadParameter(f"{max_payment!r} is not a positive amount of OPG", param_hint="--max-payment")
+        options["max_payment_per_request"] = cap
+    return settings.client(needs=("private_key",), **options)
 
 
 def _onchain_summary(result: TextGenerationOutput) -> dict[str, Any]:
@@ -298,17 +401,21 @@ def _onchain_summary(result: TextGenerationOutput) -> dict[str, Any]:
 @click.option("--temperature", default=0.0, show_default=True)
 @_SETTLEMENT
 @_LLM_MODE
+@_TEE_TRUST
+@_MAX_PAYMENT
 @pass_settings
 def completion(settings: _Settings, model: str, prompt: str, max_tokens: int, stop_sequence: tuple[str, ...],
-               temperature: float, settlement_mode: str, llm_mode: str) -> None:
+               temperature: float, settlement_mode: str, llm_mode: str, tee_trust: str | None,
+               max_payment: str | None) -> None:
     """Complete a prompt with a TEE-verified LLM (paid with x402), or on chain with --mode VANILLA."""
-    if llm_mode.upper() == "VANILLA":
-        onchain = settings.client().llm_completion(model, prompt, "VANILLA", max_tokens, temperature,
+    client = _llm_client(settings, llm_mode, tee_trust, max_payment)
+    if llm_mode == "VANILLA":
+        onchain = client.llm_completion(model, prompt, "VANILLA", max_tokens, temperature,
                                                    list(stop_sequence) or None)
         settings.emit({"completion": onchain.completion_output, **_onchain_summary(onchain)},
                       f"{onchain.completion_output}\n[on chain, transaction {onchain.transaction_hash}]")
         return
-    result = settings.client().llm.completion(model, prompt, max_tokens, list(stop_sequence) or None,
+    result = client.llm.completion(model, prompt, max_tokens, list(stop_sequence) or None,
                                               temperature, settlement_mode)
     settings.emit({"completion": result.completion_output, **_llm_summary(result)},
                   f"{result.completion_output}\n[payment {result.payment_hash}, TEE verified: "
@@ -328,10 +435,13 @@ def completion(settings: _Settings, model: str, prompt: str, max_tokens: int, st
 @click.option("--stream", is_flag=True, help="Print tokens as they arrive.")
 @_SETTLEMENT
 @_LLM_MODE
+@_TEE_TRUST
+@_MAX_PAYMENT
 @pass_settings
 def chat(settings: _Settings, model: str, messages: str | None, messages_file: Path | None, tools: str | None,
          tools_file: Path | None, tool_choice: str | None, max_tokens: int, stop_sequence: tuple[str, ...],
-         temperature: float, stream: bool, settlement_mode: str, llm_mode: str) -> None:
+         temperature: float, stream: bool, settlement_mode: str, llm_mode: str, tee_trust: str | None,
+         max_payment: str | None) -> None:
     """Chat with a TEE-verified LLM (paid with x402), or on chain with --mode VANILLA."""
     from opengradient.client.llm import TextGenerationStream
 
@@ -339,17 +449,18 @@ def chat(settings: _Settings, model: str, messages: str | None, messages_file: P
     if parsed is None:
         raise click.UsageError("give the conversation with --messages or --messages-file")
     parsed_tools = _json_option(tools, tools_file, "--tools")
-    if llm_mode.upper() == "VANILLA":
-        if stream:
-            raise click.UsageError("--stream needs --mode TEE: on-chain answers arrive in one transaction")
-        onchain = settings.client().llm_chat(model, parsed, "VANILLA", max_tokens, temperature,
+    if llm_mode == "VANILLA" and stream:
+        raise click.UsageError("--stream needs --mode TEE: on-chain answers arrive in one transaction")
+    client = _llm_client(settings, llm_mode, tee_trust, max_payment)
+    if llm_mode == "VANILLA":
+        onchain = client.llm_chat(model, parsed, "VANILLA", max_tokens, temperature,
                                              list(stop_sequence) or None, parsed_tools, tool_choice)
         reply = onchain.chat_output or {}
         shown = reply.get("content") or json.dumps(reply.get("tool_calls"))
         settings.emit({"message": reply, **_onchain_summary(onchain)},
                       f"{shown}\n[on chain, transaction {onchain.transaction_hash}]")
         return
-    llm, stops = settings.client().llm, list(stop_sequence) or None
+    llm, stops = client.llm, list(stop_sequence) or None
     result: TextGenerationOutput | TextGenerationStream
     if stream:
         result = llm.chat(model, parsed, max_tokens, stops, temperature, parsed_tools, tool_choice, settlement_mode,
@@ -443,14 +554,14 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
 @pass_settings
 def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None, payments_chain: str) -> None:
     """Serve the devnet over HTTP until interrupted."""
-    try:
-        from opengradient.devnet.node import start
-    except ImportError as exc:
-        _fail(f"the devnet needs extra packages ({exc.name} is missing): pip install 'opengradient[devnet]'")
+    start = opengradient.devnet.start  # a MissingExtraError names the pip command
     try:
         net = start(http=True, host=host, port=port, data_dir=data_dir, payments_chain=payments_chain)
-    except (OSError, RuntimeError, ValueError) as exc:
-        _fail(f"could not start the devnet on {host}:{port}: {exc}")
+    except ValueError as exc:  # an unreadable --data-dir: the message says what to do
+        raise CliError(f"could not start the devnet: {exc}") from exc
+    except (OSError, RuntimeError) as exc:
+        raise CliError(f"could not start the devnet on {host}:{port}: {exc}",
+                       hint="pick another --port (0 picks a free one)") from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with net:

@@ -1,7 +1,9 @@
-"""The CLI's settings: a 0600 JSON file in the platform's config directory, overridden by the environment.
+"""The settings `og.init()` and the CLI share: a 0600 JSON file, overridden by `OG_*` environment variables.
 
-The 0.7.4 file `~/.opengradient_config.json` is still read when no new file exists. Secrets are
-masked whenever settings are shown.
+Both read them the same way (`client_arguments`): an explicit argument or CLI option first, then
+the environment variable, then the file (`opengradient config init` writes it; the 0.7.4 file
+`~/.opengradient_config.json` is still read when no new file exists), then, on a devnet, the
+development credentials it publishes. Secrets are masked whenever settings are shown.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from opengradient import bounded_json
 from opengradient.errors import ConfigurationError
 
 KEYS = ("private_key", "alpha_private_key", "email", "password", "twins_api_key", "network", "devnet_url")
+#: The settings that are `Client` credentials (the others choose the network).
+CREDENTIALS = ("private_key", "alpha_private_key", "email", "password", "twins_api_key")
 SECRET_KEYS = {"private_key", "alpha_private_key", "password", "twins_api_key"}
 ENV = {key: f"OG_{key.upper()}" for key in KEYS}
 LEGACY_PATH = Path.home() / ".opengradient_config.json"
@@ -54,6 +58,33 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         if environ.get(variable):
             settings[key] = environ[variable]
     return settings
+
+
+def client_arguments(explicit: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments for `Client`: the `explicit` ones (None counts as not given) over the settings.
+
+    `devnet_url` (explicit or a setting) is asked for its network, and the development credentials
+    it publishes fill what is still unset; an explicit `network` wins over both `devnet_url` and
+    the `network` setting. Other explicit arguments pass through to `Client` untouched.
+    """
+    settings = load(environ)
+    arguments = {k: v for k, v in explicit.items() if v is not None}
+    for key in CREDENTIALS:
+        if key not in arguments and key in settings:
+            arguments[key] = settings[key]
+    devnet_url = arguments.pop("devnet_url", None) or settings.get("devnet_url")
+    if "network" in arguments:
+        return arguments
+    if devnet_url:
+        from opengradient.client.discovery import discover_devnet
+
+        devnet = discover_devnet(devnet_url)
+        arguments["network"] = devnet.network
+        for key, value in devnet.credentials.items():
+            arguments.setdefault(key, value)
+    elif "network" in settings:
+        arguments["network"] = settings["network"]
+    return arguments
 
 
 def save(settings: Mapping[str, Any]) -> Path:

@@ -12,11 +12,17 @@ from typing import Any
 
 
 class OpenGradientError(Exception):
-    """Base class of every error raised by the SDK."""
+    """Base class of every error raised by the SDK.
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    `message` says what happened, `hint` what to do in Python terms; `arguments` names the
+    `og.init`/`Client` arguments (and so the settings, see `opengradient.config`) that would fix
+    it, which lets the CLI give the same advice in its own terms.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.message = message
         self.hint = hint
+        self.arguments = arguments
         super().__init__(f"{message} ({hint})" if hint else message)
 
 
@@ -45,11 +51,11 @@ class HTTPStatusError(OpenGradientError):
     """A service answered with an error status; `message` is the server's own explanation."""
 
     def __init__(self, message: str, *, status_code: int, url: str, body: Any = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.status_code = status_code
         self.url = url
         self.body = body
-        super().__init__(f"HTTP {status_code} from {url}: {message}", hint=hint)
+        super().__init__(f"HTTP {status_code} from {url}: {message}", hint=hint, arguments=arguments)
 
 
 class AuthenticationError(HTTPStatusError):
@@ -113,10 +119,10 @@ class PaymentError(OpenGradientError):
     """A paid request could not be paid for; `requirements` are the server's decoded offers."""
 
     def __init__(self, message: str, *, requirements: Any = None, reason: str | None = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, arguments: tuple[str, ...] = ()) -> None:
         self.requirements = requirements
         self.reason = reason
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, arguments=arguments)
 
 
 class PaymentRequiredError(PaymentError):
@@ -133,7 +139,7 @@ class SpendCapExceededError(PaymentError):
     def __init__(self, message: str, *, amount: int, cap: int, requirements: Any = None) -> None:
         self.amount = amount
         self.cap = cap
-        super().__init__(message, requirements=requirements,
+        super().__init__(message, requirements=requirements, arguments=("max_payment_per_request",),
                          hint="raise max_payment_per_request on the client if this price is expected")
 
 
@@ -151,6 +157,30 @@ class WorkflowSchedulingError(OpenGradientError):
         super().__init__(f"workflow {contract_address} was deployed, but registering it with the scheduler "
                          f"failed: {reason}",
                          hint="fix the schedule and call alpha.schedule_workflow(contract_address, scheduler_params)")
+
+
+class MissingExtraError(OpenGradientError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names the pip command.
+
+    It is also an `ImportError`, so `except ImportError` around optional features keeps working.
+    """
+
+    def __init__(self, feature: str, extra: str, detail: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.command = f"pip install 'opengradient[{extra}]'"
+        super().__init__(f"{feature} needs extra packages ({detail}): {self.command}")
+
+
+def missing_extra(exc: ImportError, feature: str, extra: str) -> MissingExtraError:
+    """`exc`, raised while importing the optional packages of `feature`, as a `MissingExtraError`.
+
+    Use it as `raise missing_extra(exc, ...) from exc` around imports of third-party packages only.
+    """
+    detail = f"{exc.name} is missing" if isinstance(exc, ModuleNotFoundError) and exc.name else str(exc)
+    error = MissingExtraError(feature, extra, detail)
+    error.name = exc.name
+    return error
 
 
 class UnconfirmedTransactionError(TransactionError, NetworkError):

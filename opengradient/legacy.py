@@ -1,4 +1,4 @@
-"""The legacy LLM API of the seed's LLM guide (PROTOCOL.md §8), on top of today's client.
+"""The legacy LLM API of the 0.7.4 LLM guide, on top of today's client.
 
 `og.new_client(email, password, private_key)` returns a `Client`; `client.llm_completion(...)` and
 `client.llm_chat(...)` run in one of two modes (`og.LlmInferenceMode`):
@@ -20,7 +20,7 @@ Model names are any string (`gpt-4`, `claude-3-opus`, `openai/gpt-4o`, `og.LLM.*
 the network decides what it serves, and an unknown model is refused with a clear error before
 anything is paid (VANILLA: the gas estimate reverts; TEE: the gateway answers 400).
 
-On-chain encoding (PROTOCOL.md §5): temperature is sent as a `uint32` scaled by 100 (0.7 → 70),
+On-chain encoding (as the inference contract takes it): temperature is sent as a `uint32` scaled by 100 (0.7 → 70),
 absent optional strings as `""`, tool parameters and call arguments as JSON text.
 """
 

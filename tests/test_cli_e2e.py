@@ -3,7 +3,8 @@
 The devnet is itself started by the CLI (`opengradient --json devnet up --port 0`). Each command
 runs as a user runs it, with `OG_CONFIG_FILE` pointing at a temporary file, `OG_DEVNET_URL` at the
 devnet and `HOME` at a temporary directory (so no real config file is read). Successes are
-checked by their output; failures must exit 1 with one `error: …` line on stderr.
+checked by their output; failures must exit 1 (2 for a wrong command line) with one `error: …` line
+on stderr.
 """
 
 from __future__ import annotations
@@ -94,13 +95,21 @@ class Cli:
     def json(self, *args: str) -> Any:
         return json.loads(self.ok("--json", *args))
 
-    def fails(self, *args: str, env: dict[str, str] | None = None) -> str:
-        """Run a command that must fail: exit 1, one `error:` line on stderr, nothing on stdout."""
+    def fails(self, *args: str, env: dict[str, str] | None = None, code: int = 1) -> str:
+        """Run a command that must fail: exit `code`, nothing on stdout, and on stderr one `error:` line
+        (under `--json`, one JSON error document)."""
         done = self(*args, env=env)
-        assert done.returncode == 1, f"exit {done.returncode}; stdout {done.stdout!r}; stderr {done.stderr!r}"
-        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert done.returncode == code, f"exit {done.returncode}; stdout {done.stdout!r}; stderr {done.stderr!r}"
         assert "Traceback" not in done.stderr and not done.stdout.strip()
+        if args[:1] == ("--json",):
+            assert json.loads(done.stderr)["error"]["exit_code"] == code, done.stderr
+        else:
+            assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
         return done.stderr
+
+    def misuse(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run a command whose command line is wrong: like `fails`, with exit code 2."""
+        return self.fails(*args, env=env, code=2)
 
     def write(self, name: str, content: Any) -> str:
         path = self.tmp / name
@@ -209,7 +218,7 @@ def test_config_file_is_rewritten_owner_only(fresh: Cli) -> None:
 
 def test_config_init_rejects_bad_values(fresh: Cli) -> None:
     assert "private_key is not a valid private key" in fresh.fails("config", "init", "--private-key", "0x1234")
-    assert "unknown network" in fresh.fails("config", "init", "--private-key", USER_KEY, "--network", "moon")
+    assert "unknown network" in fresh.misuse("config", "init", "--private-key", USER_KEY, "--network", "moon")
     assert not fresh.config_file.exists()
 
 
@@ -230,7 +239,7 @@ def test_create_account(fresh: Cli) -> None:
     stored = json.loads(fresh.config_file.read_text())
     assert stored == {"private_key": saved["private_key"]}  # environment values are not written into the file
 
-    assert "--force" in fresh.fails("create-account", "--save")  # a saved key is never silently replaced
+    assert "--force" in fresh.misuse("create-account", "--save")  # a saved key is never silently replaced
     assert json.loads(fresh.config_file.read_text())["private_key"] == saved["private_key"]
     replaced = fresh.json("create-account", "--save", "--force")
     assert json.loads(fresh.config_file.read_text())["private_key"] == replaced["private_key"]
@@ -275,7 +284,7 @@ def test_model_hub_failures(cli: Cli, uploaded: dict[str, Any]) -> None:
     assert "not found" in cli.fails("upload-file", str(cli.tmp / "missing.onnx"), "--repo", "cli-model",
                                     "--version", "1.00")
     assert "not found" in cli.fails("list-files", "--repo", "cli-model", "--version", "9.00")
-    assert "Missing option '--repo'" in cli.fails("list-files", "--version", "1.00")
+    assert "Missing option '--repo'" in cli.misuse("list-files", "--version", "1.00")
 
 
 # ---- infer and verify -----------------------------------------------------------------------------------
@@ -300,18 +309,18 @@ def test_infer_inline_and_from_file(cli: Cli, uploaded: dict[str, Any]) -> None:
 
 
 def test_infer_failures(cli: Cli, uploaded: dict[str, Any], fresh: Cli) -> None:
-    assert "--input is not valid JSON" in cli.fails("infer", "--model", uploaded["cid"], "--input", "{bad")
-    assert "does not exist" in cli.fails("infer", "--model", uploaded["cid"], "--input-file", "missing.json")
+    assert "--input is not valid JSON" in cli.misuse("infer", "--model", uploaded["cid"], "--input", "{bad")
+    assert "does not exist" in cli.misuse("infer", "--model", uploaded["cid"], "--input-file", "missing.json")
     assert "model not found: no-such-model" in cli.fails("infer", "--model", "no-such-model", "--input", PRICE_INPUT)
     assert "unknown input 'Y'" in cli.fails("infer", "--model", uploaded["cid"], "--input", '{"Y": [[1.0]]}')
-    assert "--input or --input-file" in cli.fails("infer", "--model", uploaded["cid"])
+    assert "--input or --input-file" in cli.misuse("infer", "--model", uploaded["cid"])
     assert "needs a private key" in fresh.fails("infer", "--model", uploaded["cid"], "--input", PRICE_INPUT)
 
 
 def test_verify_failures(cli: Cli) -> None:
-    assert "is not valid JSON" in cli.fails("verify", cli.write("not-json.txt", "hello"))
-    assert "holds no proof" in cli.fails("verify", cli.write("no-proof.json", {"model_output": {}}))
-    assert "does not exist" in cli.fails("verify", "missing.json")
+    assert "is not valid JSON" in cli.misuse("verify", cli.write("not-json.txt", "hello"))
+    assert "holds no proof" in cli.misuse("verify", cli.write("no-proof.json", {"model_output": {}}))
+    assert "does not exist" in cli.misuse("verify", "missing.json")
 
 
 # ---- LLM: completion and chat ----------------------------------------------------------------------------
@@ -394,25 +403,25 @@ def test_llm_failures(cli: Cli, fresh: Cli) -> None:
     assert "unknown model" in cli.fails("chat", "--model", "acme/nothing", "--messages", json.dumps(HAL))
     assert "model not found" in cli.fails("completion", "--model", "acme/nothing", "--prompt", "Hi",
                                           "--mode", "VANILLA")
-    assert "--messages is not valid JSON" in cli.fails("chat", "--model", "gpt-4o", "--messages", "[{")
-    assert "--tools is not valid JSON" in cli.fails("chat", "--model", "gpt-4o", "--messages", json.dumps(HAL),
+    assert "--messages is not valid JSON" in cli.misuse("chat", "--model", "gpt-4o", "--messages", "[{")
+    assert "--tools is not valid JSON" in cli.misuse("chat", "--model", "gpt-4o", "--messages", json.dumps(HAL),
                                                     "--tools", "nope")
-    assert "does not exist" in cli.fails("chat", "--model", "gpt-4o", "--messages-file", "missing.json")
-    assert "--messages or --messages-file" in cli.fails("chat", "--model", "gpt-4o")
+    assert "does not exist" in cli.misuse("chat", "--model", "gpt-4o", "--messages-file", "missing.json")
+    assert "--messages or --messages-file" in cli.misuse("chat", "--model", "gpt-4o")
     assert "role" in cli.fails("chat", "--model", "gpt-4o", "--messages", '[{"role": "robot", "content": "x"}]')
-    assert "--stream needs --mode TEE" in cli.fails("chat", "--model", "gpt-4o", "--messages", json.dumps(HAL),
+    assert "--stream needs --mode TEE" in cli.misuse("chat", "--model", "gpt-4o", "--messages", json.dumps(HAL),
                                                     "--stream", "--mode", "VANILLA")
-    assert "'settle-everything' is not one of" in cli.fails("completion", "-m", "gpt-4o", "-p", "Hi",
+    assert "'settle-everything' is not one of" in cli.misuse("completion", "-m", "gpt-4o", "-p", "Hi",
                                                             "--settlement-mode", "settle-everything")
-    assert "no private key" in fresh.fails("completion", "--model", "gpt-4o", "--prompt", "Hi")
+    assert "needs a private key" in fresh.fails("completion", "--model", "gpt-4o", "--prompt", "Hi")
     assert "needs a private key" in fresh.fails("chat", "--model", "gpt-4o", "--messages", json.dumps(HAL),
                                                 "--mode", "VANILLA")
 
 
 def test_usage_errors_are_one_line(fresh: Cli) -> None:
-    assert "No such command 'no-such-command'" in fresh.fails("no-such-command")
-    assert "No such option" in fresh.fails("version", "--bogus")
-    assert "Missing option '--model'" in fresh.fails("infer", "--input", PRICE_INPUT)
+    assert "No such command 'no-such-command'" in fresh.misuse("no-such-command")
+    assert "No such option" in fresh.misuse("version", "--bogus")
+    assert "Missing option '--model'" in fresh.misuse("infer", "--input", PRICE_INPUT)
     help_text = fresh.ok("infer", "--help")
     assert "--input-file" in help_text
 
@@ -426,3 +435,28 @@ def test_unreachable_devnet_fails_cleanly(fresh: Cli) -> None:
     error = fresh.fails("list-files", "--repo", "x", "--version", "1.00",
                         env={"OG_DEVNET_URL": f"http://127.0.0.1:{port}"})
     assert "devnet" in error
+
+
+# ---- advice in CLI terms ---------------------------------------------------------------------------------
+
+
+def test_model_hub_errors_name_cli_commands_and_variables(cli: Cli, uploaded: dict[str, Any]) -> None:
+    missing = cli.fails("list-files", "--repo", "cli-model", "--version", "9.00")
+    assert missing.rstrip().endswith("(check --repo and --version; `opengradient create-model-repo` and "
+                                     "`opengradient create-version` create them)"), missing
+    error = json.loads(cli.fails("--json", "create-version", "--repo", "no-such-model"))["error"]
+    assert error["type"] == "NotFoundError" and "opengradient create-model-repo" in error["hint"]
+    refused = cli.fails("list-files", "--repo", "cli-model", "--version", "1.00", env={"OG_PASSWORD": "wrong"})
+    assert "sign-in failed" in refused
+    assert refused.rstrip().endswith("(set OG_EMAIL and OG_PASSWORD, or run `opengradient config init`)"), refused
+
+
+def test_llm_payment_cap_and_tee_trust_options(cli: Cli) -> None:
+    capped = cli.fails("chat", "--model", "openai/gpt-4o", "--messages", json.dumps(HAL),
+                       "--max-payment", "0.000000000000000001")
+    assert capped.rstrip().endswith("(pass --max-payment with the most OPG you will pay per request)"), capped
+    error = json.loads(cli.fails("--json", "completion", "-m", "gpt-4o", "-p", "Hi", "--max-payment", "1e-18"))
+    assert error["error"]["type"] == "SpendCapExceededError"
+    trusted = cli.json("chat", "--model", "openai/gpt-4o", "--messages", json.dumps(HAL), "--tee-trust", "gateway",
+                       "--max-payment", "0.05")
+    assert trusted["tee_verified"] is True

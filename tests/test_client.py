@@ -143,3 +143,21 @@ def test_alpha_without_key_says_how_to_fix() -> None:
     client = og.Client(None)
     with pytest.raises(og.ConfigurationError, match="needs a private key"):
         client.alpha.infer("bafk", og.InferenceMode.VANILLA, {"x": [1.0]})
+
+
+def test_the_library_logger_prints_nothing_unless_the_application_configures_logging() -> None:
+    import logging
+
+    handlers = logging.getLogger("opengradient").handlers
+    assert any(isinstance(handler, logging.NullHandler) for handler in handlers)
+
+
+def test_retry_backoff_is_jittered_within_its_exponential_ceiling() -> None:
+    from opengradient.client._http import HttpCore
+    from opengradient.client.chain import SyncDriver
+
+    driver = SyncDriver(HttpCore(timeout=None, transport=None, async_transport=None), "http://127.0.0.1:9", None)
+    for attempt, ceiling in ((0, 0.2), (1, 0.4), (3, 1.6), (4, 2.0), (9, 2.0)):
+        waits = {driver._backoff(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= wait <= ceiling for wait in waits), (attempt, waits)
+        assert len(waits) > 1  # spread out, not one fixed delay

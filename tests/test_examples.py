@@ -63,6 +63,9 @@ EXPECTED: dict[str, list[str]] = {
     "langchain_chain.py": ["answer:", "paid in:  0x", "verified: True", "re-check: True", "stream:"],
     "langgraph_agent.py": ["model called: get_weather({'city': 'Paris'})", "tool said:    It is sunny", "answer:",
                            "all verified: True"],
+    "zkml_inference.py": ["output:            [[11.125]]", "proof:             zkml, zero-knowledge proof hash 0x",
+                          "verified off chain: True", "verified on chain:  True", "re-checked from JSON: True",
+                          "changed output refused: proof of 0x"],
     "openai_agents_handoff.py": ["handed off to: Weather agent", "[tool call get_weather]", "answer:        ",
                                  "verified True"],
 }
@@ -70,12 +73,14 @@ EXPECTED: dict[str, list[str]] = {
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'|needs extra packages \((\S+) is missing\)")
 _EXTRAS = {"langchain": "langchain", "langgraph": "langchain", "agents": "agents", "openai": "agents",
            "onnx": "devnet", "onnxruntime": "devnet", "eth": "devnet", "eth_tester": "devnet", "web3": "devnet",
-           "starlette": "devnet", "uvicorn": "devnet"}
+           "starlette": "devnet", "uvicorn": "devnet", "ezkl": "zkml"}
 
 
 def _environment() -> dict[str, str]:
-    """The user's environment without settings that would send an example elsewhere (keys, upstreams)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("OG_") and k != "OPENAI_API_KEY"}
+    """The user's environment without settings that would send an example elsewhere (keys, upstreams);
+    `OG_CONFIG_FILE` stays, pointing at the test session's empty settings."""
+    return {k: v for k, v in os.environ.items()
+            if (not k.startswith("OG_") or k == "OG_CONFIG_FILE") and k != "OPENAI_API_KEY"}
 
 
 def _run(name: str) -> subprocess.CompletedProcess[str]:

@@ -36,44 +36,47 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agents import (
-    AgentOutputSchemaBase,
-    FunctionTool,
-    Handoff,
-    Model,
-    ModelProvider,
-    ModelResponse,
-    ModelSettings,
-    ModelTracing,
-    Tool,
-    TResponseInputItem,
-    Usage,
-    UserError,
-)
-from agents.items import TResponseOutputItem, TResponseStreamEvent
-from agents.tracing import generation_span
-from openai.types.responses import (
-    Response,
-    ResponseCompletedEvent,
-    ResponseContentPartAddedEvent,
-    ResponseContentPartDoneEvent,
-    ResponseCreatedEvent,
-    ResponseFunctionCallArgumentsDeltaEvent,
-    ResponseFunctionCallArgumentsDoneEvent,
-    ResponseFunctionToolCall,
-    ResponseOutputItemAddedEvent,
-    ResponseOutputItemDoneEvent,
-    ResponseOutputMessage,
-    ResponseOutputText,
-    ResponseTextDeltaEvent,
-    ResponseTextDoneEvent,
-    ResponseUsage,
-)
-from openai.types.responses.response_prompt_param import ResponsePromptParam
-from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
-
-from opengradient.errors import ConfigurationError
+from opengradient.errors import ConfigurationError, missing_extra
 from opengradient.types import TEE_LLM, TextGenerationOutput, x402SettlementMode
+
+try:
+    from agents import (
+        AgentOutputSchemaBase,
+        FunctionTool,
+        Handoff,
+        Model,
+        ModelProvider,
+        ModelResponse,
+        ModelSettings,
+        ModelTracing,
+        Tool,
+        TResponseInputItem,
+        Usage,
+        UserError,
+    )
+    from agents.items import TResponseOutputItem, TResponseStreamEvent
+    from agents.tracing import generation_span
+    from openai.types.responses import (
+        Response,
+        ResponseCompletedEvent,
+        ResponseContentPartAddedEvent,
+        ResponseContentPartDoneEvent,
+        ResponseCreatedEvent,
+        ResponseFunctionCallArgumentsDeltaEvent,
+        ResponseFunctionCallArgumentsDoneEvent,
+        ResponseFunctionToolCall,
+        ResponseOutputItemAddedEvent,
+        ResponseOutputItemDoneEvent,
+        ResponseOutputMessage,
+        ResponseOutputText,
+        ResponseTextDeltaEvent,
+        ResponseTextDoneEvent,
+        ResponseUsage,
+    )
+    from openai.types.responses.response_prompt_param import ResponsePromptParam
+    from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+except ImportError as exc:
+    raise missing_extra(exc, "the OpenAI Agents adapter (OpenGradientModel)", "agents") from exc
 
 if TYPE_CHECKING:
     from opengradient.client.client import Client

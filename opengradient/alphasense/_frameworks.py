@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from opengradient import bounded_json
 from opengradient.alphasense._core import refusal_message, validation_message
+from opengradient.errors import missing_extra
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -27,7 +28,10 @@ def langchain_tool(core: _ToolCore) -> Any:
     Refused input is a `ToolException`, which the tool turns into a `ToolMessage` with the message,
     `status="error"` and no artifact.
     """
-    from langchain_core.tools import StructuredTool, ToolException
+    try:
+        from langchain_core.tools import StructuredTool, ToolException
+    except ImportError as exc:
+        raise missing_extra(exc, "an AlphaSense LangChain tool", "langchain") from exc
 
     def func(**kwargs: Any) -> tuple[str, Any]:
         outcome = core.run(kwargs)
@@ -64,7 +68,10 @@ def _params_schema(core: _ToolCore) -> dict[str, Any]:
 def openai_agents_tool(core: _ToolCore) -> Any:
     """An `agents.FunctionTool` whose `on_invoke_tool` is async; proofs go to `tool.proofs`
     (the core's `ProofLog`) under the tool call id."""
-    from agents import FunctionTool
+    try:
+        from agents import FunctionTool
+    except ImportError as exc:
+        raise missing_extra(exc, "an AlphaSense OpenAI Agents tool", "agents") from exc
 
     async def on_invoke_tool(context: Any, arguments: str) -> str:
         try:

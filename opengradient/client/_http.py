@@ -78,7 +78,7 @@ def transport_errors(what: str) -> Iterator[None]:
         yield
     except httpx.TimeoutException as exc:
         raise RequestTimeoutError(f"{what} timed out ({type(exc).__name__})",
-                                  hint="raise the client's timeout or retry later") from exc
+                                  hint="raise the client's timeout or retry later", arguments=("timeout",)) from exc
     except httpx.TransportError as exc:
         raise NetworkError(f"{what} failed: {exc}",
                            hint="check the URL and that the service is reachable") from exc

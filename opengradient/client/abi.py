@@ -1,4 +1,4 @@
-"""Selectors, event topics and ABI types of the Alpha chain's inference interface (PROTOCOL.md §5).
+"""Selectors, event topics and ABI types of the Alpha chain's inference interface.
 
 Constants are written out (a test recomputes each from its signature) so that importing this
 module costs nothing.

@@ -13,6 +13,7 @@ resynchronises the nonce from the node.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import Generator
@@ -134,7 +135,8 @@ class _DriverBase:
     def _wallet(self) -> Wallet:
         if self.wallet is None:
             raise ConfigurationError("this operation sends a transaction and needs a private key",
-                                     hint="pass private_key= (or alpha_private_key=) to og.init")
+                                     hint="pass private_key= (or alpha_private_key=) to og.init, or set OG_PRIVATE_KEY",
+                                     arguments=("private_key",))
         return self.wallet
 
     def _tx_fields(self, step: SendTx, nonce: int, gas_price: int) -> dict[str, Any]:
@@ -146,7 +148,10 @@ class _DriverBase:
         return tx
 
     def _backoff(self, attempt: int) -> float:
-        return min(0.2 * 2**attempt, 2.0)
+        """Seconds before retry `attempt`: exponential up to 2 s, with jitter (between half and all of
+        it) so that clients failing together do not retry in lockstep."""
+        ceiling = min(0.2 * 2**attempt, 2.0)
+        return random.uniform(ceiling / 2, ceiling)
 
 
 class SyncDriver(_DriverBase):

@@ -666,7 +666,7 @@ class LLM:
             source = "the gateway's published key" if self._tee_trust == "gateway" else "the TEE registry"
             raise VerificationError(f"the response is signed by enclave {tee_id}, which {source} does not "
                                     "vouch for", hint="pass tee_trust='off' to skip verification (not "
-                                    "recommended)")
+                                    "recommended)", arguments=("tee_trust",))
         return key
 
     def _load_registry_flow(self) -> Flow[None]:
@@ -678,7 +678,7 @@ class LLM:
         if not registry:
             raise VerificationError(
                 f"network {self._network.name!r} names no TEE registry to take enclave keys from",
-                hint="pass tee_trust='gateway' or tee_public_key=… to the client")
+                hint="pass tee_trust='gateway' or tee_public_key=… to the client", arguments=("tee_trust",))
         data = keccak(text=_GET_ACTIVE_TEES_SIGNATURE)[:4] + encode(["uint8"], [0])
         raw = yield Rpc("eth_call", ({"to": registry, "data": "0x" + data.hex()}, "latest"))
         (infos,) = decode([f"{_TEE_INFO}[]"], bytes.fromhex(str(raw)[2:]))

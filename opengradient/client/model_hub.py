@@ -52,7 +52,7 @@ REFRESH_MARGIN = 60.0
 #: Upload chunk size: large enough for throughput, small enough for smooth progress reports.
 UPLOAD_CHUNK = 256 * 1024
 
-_CREDENTIALS_HINT = "pass email= and password= to og.init"
+_CREDENTIALS_HINT = "pass email= and password= to og.init, or set OG_EMAIL and OG_PASSWORD"
 _SECURE_TOKEN_URL = "https://securetoken.googleapis.com/v1/token"
 
 
@@ -339,7 +339,7 @@ class ModelHub:
             self._refresh_token = None
         if not self.email or not self._password:
             raise ConfigurationError("the Model Hub needs an account's email and password",
-                                     hint=_CREDENTIALS_HINT)
+                                     hint=_CREDENTIALS_HINT, arguments=("email", "password"))
         response = yield _Call("POST", f"{self.auth_url}/accounts:signInWithPassword", "sign-in",
                                params=self._key(),
                                json={"email": self.email, "password": self._password,
@@ -493,7 +493,8 @@ def _auth_failure(response: httpx.Response) -> HTTPStatusError:
         return HTTPStatusError(message, status_code=response.status_code, url=url, body=body,
                                hint="the sign-in service failed; retry later")
     return AuthenticationError(f"sign-in failed: {message}", status_code=response.status_code,
-                               url=url, body=body, hint="check the email and password given to og.init")
+                               url=url, body=body, hint="check the email and password given to og.init",
+                               arguments=("email", "password"))
 
 
 __all__ = ["MODEL_NAME_PATTERN", "VERSION_PATTERN", "ModelHub", "model_name_problem"]

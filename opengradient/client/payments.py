@@ -1,4 +1,4 @@
-"""Paying for requests with x402 (PROTOCOL.md §3), signing through the `x402` package.
+"""Paying for requests with x402 (version 2), signing through the `x402` package.
 
 On top of the package the SDK adds what OpenGradient needs: choosing the offer on the
 configured payments network and token, a per-request spend cap checked before anything is
@@ -181,7 +181,8 @@ class Payer:
         """
         if self.wallet is None:
             raise PaymentRequiredError("this request must be paid and the client has no private key",
-                                       requirements=offer, hint="pass private_key= to og.init")
+                                       requirements=offer, hint="pass private_key= to og.init, or set OG_PRIVATE_KEY",
+                                       arguments=("private_key",))
         option = self.choose(offer)
         try:
             amount = int(option["amount"])

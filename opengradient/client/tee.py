@@ -1,4 +1,4 @@
-"""What a TEE signs for an LLM response, and how to check it (PROTOCOL.md §4).
+"""What a TEE signs for an LLM response, and how to check it.
 
 The gateway's enclave signs `keccak256(request_hash ‖ output_hash ‖ uint256(timestamp))` with
 RSA-PSS (SHA-256, MGF1-SHA-256, salt 32). Both hashes are recomputed here from what the client

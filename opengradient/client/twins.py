@@ -1,4 +1,4 @@
-"""`client.twins`: chat with digital twins (PROTOCOL.md §7)."""
+"""`client.twins`: chat with digital twins."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ class Twins:
     def _request(self, twin_id: str, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]],
                  temperature: float | None, max_tokens: int | None) -> tuple[str, dict[str, str], dict[str, Any]]:
         if not self.__api_key:
-            raise ConfigurationError("twins chat needs a twins API key", hint="pass twins_api_key= to og.init")
+            raise ConfigurationError("twins chat needs a twins API key", arguments=("twins_api_key",),
+                                     hint="pass twins_api_key= to og.init, or set OG_TWINS_API_KEY")
         if not isinstance(twin_id, str) or not twin_id.strip() or "/" in twin_id:
             raise InvalidInputError(f"twin_id must be a non-empty id without '/', got {twin_id!r}")
         body = chat_body(model, messages, max_tokens=max_tokens or 100, temperature=temperature or 0.0)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from opengradient.client.abi import INFERENCE_RESULT_TOPIC, MODEL_INFERENCE_ARGS, MODEL_INFERENCE_TOPIC, RUN_ARGS
 from opengradient.client.chain import Flow, HttpGetJson, Rpc
-from opengradient.errors import ConfigurationError, NotFoundError, OpenGradientError, VerificationError
+from opengradient.errors import NotFoundError, OpenGradientError, VerificationError, missing_extra
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIELD_MODULUS",
-    "INSTALL_HINT",
     "VERIFY_PROOF_SELECTOR",
     "TensorSpec",
     "ZkmlKey",
@@ -77,8 +76,6 @@ __all__ = [
 
 #: The BN254 scalar field: public values are its elements; the upper half encodes negatives.
 FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
-#: What to run when ezkl is missing.
-INSTALL_HINT = "pip install 'opengradient[zkml]'"
 #: `verifyProof(bytes proof, uint256[] instances, bytes32[] vka)` of ezkl's reusable verifier.
 VERIFY_PROOF_SELECTOR = bytes.fromhex("3409fc9f")
 _ZKML_MODE = 1
@@ -88,13 +85,11 @@ _key_cache_lock = threading.Lock()
 
 
 def require_ezkl() -> Any:
-    """The `ezkl` module, or a `ConfigurationError` that says how to install it."""
+    """The `ezkl` module, or a `MissingExtraError` that names the pip command."""
     try:
         import ezkl
-    except ImportError:
-        raise ConfigurationError(
-            f"checking a ZKML proof needs the ezkl package: {INSTALL_HINT}",
-            hint="the zkml extra installs the ezkl version the devnet proves with") from None
+    except ImportError as exc:
+        raise missing_extra(exc, "checking a ZKML proof", "zkml") from exc
     return ezkl
 
 

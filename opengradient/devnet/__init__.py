@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opengradient.errors import missing_extra
+
 if TYPE_CHECKING:
     from opengradient.devnet.node import Devnet, DevnetModel, start
 
@@ -21,7 +23,6 @@ def __getattr__(name: str) -> Any:
         try:
             from opengradient.devnet import node
         except ImportError as exc:
-            raise ImportError(f"the devnet needs extra packages ({exc.name} is missing): "
-                              "pip install 'opengradient[devnet]'") from exc
+            raise missing_extra(exc, "the devnet", "devnet") from exc
         return getattr(node, name)
     raise AttributeError(f"module 'opengradient.devnet' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Hard-coded forecast workflows on the Alpha chain, read in one call.
 
-Each reader reads the latest result of one `PriceHistoryInference` workflow (PROTOCOL.md §5),
+Each reader reads the latest result of one `PriceHistoryInference` workflow on the Alpha chain,
 takes its single output value and returns it as a percentage with 10 decimals, with the
 contract's block-explorer link::
 

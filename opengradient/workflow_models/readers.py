@@ -177,7 +177,7 @@ SUI_USDT_6_HOUR_PRICE_FORECAST = _model(
     "sui_usdt_6_hour_price_forecast", "0x3C2E4DbD653Bd30F1333d456480c1b7aB122e946", "destandardized_prediction",
     "Forecast of the SUI/USDT price change (return) over the next 6 hours.")
 
-#: Every hard-coded workflow model, in the order of PROTOCOL.md's table.
+#: Every hard-coded workflow model, in the order SDK 0.7.4 lists them.
 WORKFLOW_MODELS: tuple[WorkflowModel, ...] = (
     ETH_USDT_ONE_HOUR_VOLATILITY_FORECAST, BTC_1_HOUR_PRICE_FORECAST, ETH_1_HOUR_PRICE_FORECAST,
     SOL_1_HOUR_PRICE_FORECAST, SUI_1_HOUR_PRICE_FORECAST, SUI_USDT_30_MIN_PRICE_FORECAST,

@@ -221,7 +221,7 @@ def test_verifying_without_ezkl_says_how_to_install_it(devnet: Devnet, mlp: Mlp,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ezkl", None)  # import ezkl -> ImportError
     assert mlp.a.proof is not None
-    with pytest.raises(og.ConfigurationError, match=r"pip install 'opengradient\[zkml\]'"):
+    with pytest.raises(og.MissingExtraError, match=r"pip install 'opengradient\[zkml\]'"):
         mlp.a.proof.verify(devnet.client)
 
 
