@@ -1,7 +1,7 @@
 """Tests of the devnet's Solidity contracts and their committed artifacts.
 
 The SDK and the devnet depend on wire constants (selectors, event topics) and on runtime bytecode
-placed at genesis, so these tests pin the artifacts to PROTOCOL.md section 5, check they were
+placed at genesis, so these tests pin the artifacts to the public selectors and topics, check they were
 built from the current sources, and execute the runtime code in py-evm.
 """
 

@@ -1,4 +1,4 @@
-"""The legacy LLM API of the seed's LLM guide (PROTOCOL.md §8) and its on-chain entry points.
+"""The legacy LLM API of the seed's LLM guide and its on-chain entry points.
 
 VANILLA requests are real transactions to the inference contract's `runLLMChat` /
 `runLLMCompletion` on the devnet's Alpha chain, answered by the LLM precompile at 0x…F6 with the
@@ -25,7 +25,7 @@ from opengradient.devnet.node import Devnet
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "opengradient" / "devnet" / "contracts" / "artifacts"
 
-# The signatures of PROTOCOL.md §5, as written there (field names stripped to canonical types).
+# The public signatures of the inference contract's legacy entry points (field names stripped to canonical types).
 PROTOCOL_CHAT = ("runLLMChat((uint8,string,(string,string,string,string,(string,string,string)[])[],"
                  "(string,string,string)[],string,uint32,string[],uint32))")
 PROTOCOL_COMPLETION = "runLLMCompletion((uint8,string,string,uint32,string[],uint32))"

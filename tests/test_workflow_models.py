@@ -31,7 +31,7 @@ from opengradient.workflow_models import (
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: PROTOCOL.md §5, "Hard-coded workflow models".
+#: The public hard-coded workflow models: reader, contract, output tensor.
 PROTOCOL_TABLE = [
     ("read_eth_usdt_one_hour_volatility_forecast", "0xD5629A5b95dde11e4B5772B5Ad8a13B933e33845", "Y"),
     ("read_btc_1_hour_price_forecast", "0xb4146E095c2CD2a7aA497EdfB513F1cB868Dcc3D", "regression_output"),

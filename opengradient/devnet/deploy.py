@@ -43,7 +43,7 @@ ARTIFACTS_DIR = Path(__file__).resolve().parent / "contracts" / "artifacts"
 
 #: Where every chain keeps Multicall3; x402 facilitators call `tryAggregate` there.
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
-#: The canonical Permit2 and x402's `upto` Permit2 proxy (PROTOCOL.md section 1), placed at genesis.
+#: The canonical Permit2 and x402's `upto` Permit2 proxy, at their public addresses, placed at genesis.
 PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
 UPTO_PERMIT2_PROXY_ADDRESS = "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002"
 

@@ -1,4 +1,4 @@
-"""The devnet's digital-twins API (PROTOCOL.md §7), served by the reference model.
+"""The devnet's digital-twins API, served by the reference model.
 
 `POST {base}/twins/api/v1/twins/{twin_id}/chat` with header `X-API-Key` and an OpenAI-shaped body
 `{model, messages, temperature?, max_tokens?}` answers with an OpenAI `chat.completion`. Each twin

@@ -79,7 +79,7 @@ class GenesisWorkflow:
 
     @property
     def address(self) -> str:
-        """The workflow's contract address (PROTOCOL.md §5)."""
+        """The workflow's contract address (the public one for the hard-coded workflows)."""
         return self.reader.contract_address
 
 

@@ -1,7 +1,7 @@
 """The payments and TEE-trust contracts on an in-process DevChain, and the deployer that installs them.
 
 OPGToken (ERC-20 + EIP-2612 + EIP-3009), Multicall3, OGSettlement and TEERegistry, checked against
-eth_account's EIP-712 signing, the PROTOCOL.md section 3 test vector, and the official x402
+eth_account's EIP-712 signing, the published EIP-3009 test vector, and the official x402
 client and facilitator core settling a real payment over loopback JSON-RPC.
 """
 
@@ -59,7 +59,7 @@ AUTHORIZATION_FIELDS = [
     {"name": "nonce", "type": "bytes32"},
 ]
 
-# PROTOCOL.md section 3 test vector.
+# The published EIP-3009 test vector (key 0x11…11, USDC domain on chain 84532).
 VECTOR_KEY = "0x" + "11" * 32
 VECTOR_PAYER = "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A"
 VECTOR_TOKEN = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
@@ -232,7 +232,7 @@ def test_runtime_code_of_multicall_is_what_is_installed(chain: DevChain, contrac
 
 
 # --------------------------------------------------------------------------------------------
-# EIP-712 domain and the PROTOCOL.md vector
+# EIP-712 domain and the published vector
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The devnet's twins API (PROTOCOL.md §7) and `client.twins` against it."""
+"""The devnet's twins API and `client.twins` against it."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ their own. Afterwards, for each wallet:
   from the headers the client received), which equals the sum of `result.amount_paid` and the sum
   of the on-chain transfer values; the payTo gained the total of all four;
 
-and the payments chain's clock has not run ahead of the wall clock (FIELD-NOTES "Block clock under
+and the payments chain's clock has not run ahead of the wall clock ("block clock under
 load"). It takes about 30 s on two cores, so it runs in CI (it is not marked slow).
 """
 

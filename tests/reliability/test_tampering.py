@@ -5,7 +5,7 @@ responses. Mutations are generated, not hand-picked: each field is hit with ever
 applies to its value (flip a character or byte, append, truncate, empty, another genuine response's
 value, wrong type, removed).
 
-What is covered (PROTOCOL.md §4), and therefore must be rejected when changed:
+What is covered (the enclave's signed request and output hashes), and therefore must be rejected when changed:
 
 - JSON body: the assistant `content` (or a completion's `choices[0].text`), every part of each tool
   call (`id`, `type`, `function.name`, `function.arguments`; adding, removing or reordering calls),

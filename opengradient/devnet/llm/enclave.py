@@ -1,7 +1,7 @@
 """The gateway's enclave stand-in: an RSA-2048 key made at start that signs every response.
 
 The devnet has no TEE hardware. The key, its id and the signatures are exactly what a real
-enclave produces (PROTOCOL.md §4, computed with `opengradient.client.tee`), so clients verify
+enclave produces (computed with `opengradient.client.tee`), so clients verify
 devnet responses with the same code they use in production. What cannot be real is the hardware
 attestation: `attestation()` returns a document signed by the enclave key itself and labelled
 `"simulated": true`.
@@ -53,7 +53,7 @@ class Enclave:
 
     def tee_fields(self, request_hash: bytes, output_hash: bytes,
                    timestamp: int | None = None) -> dict[str, Any]:
-        """The five TEE fields of one response (PROTOCOL.md §4)."""
+        """The five TEE fields of one response: signature, request and output hashes, timestamp, tee id."""
         ts = int(time.time()) if timestamp is None else int(timestamp)
         signature = self.sign(signed_message(request_hash, output_hash, ts))
         return {

@@ -1,6 +1,6 @@
 """Upto sessions: one Permit2 signature pays for many requests, settled on chain once.
 
-PROTOCOL.md §3 ("Upto sessions", an OpenGradient extension of x402's `upto` scheme). A client
+Upto sessions are OpenGradient's extension of x402's `upto` scheme. A client
 pays a request with an `upto` payment — a Permit2 `PermitWitnessTransferFrom` signature for a
 *cap* — and the gateway, instead of settling at once, opens a session: the request's price is
 charged to it and the response carries `X-Upto-Session: <id>`. Later requests that send that

@@ -90,7 +90,7 @@ SUI_6H_RETURN = ForecastModel(
     description=("SUI/USDT next 6-hour log-return forecast: float64 price_data [1,8,4] (open, high, "
                  "low, close; oldest first) -> float64 destandardized_prediction [1,1]."))
 
-#: Every forecast model, in the order of PROTOCOL.md's table of workflow models.
+#: Every forecast model, in the order of the public table of workflow models.
 FORECAST_MODELS: tuple[ForecastModel, ...] = (
     ETH_VOLATILITY, BTC_RETURN, ETH_RETURN, SOL_RETURN, SUI_RETURN, SUI_30M_RETURN, SUI_6H_RETURN)
 
