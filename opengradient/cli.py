@@ -551,12 +551,17 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
                    "base-sepolia / base: the public chain id, OPG address and EIP-712 domain, for "
                    "clients that hard-code them; payments signed in these modes are valid in form on "
                    "the public chain's domain, so use the development keys only.")
+@click.option("--block-time", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Mine a block every SECONDS (sends answer at once; receipts follow). Default: automine, "
+                   "a block as soon as transactions arrive, concurrent ones sharing it.")
 @pass_settings
-def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None, payments_chain: str) -> None:
+def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None, payments_chain: str,
+              block_time: float | None) -> None:
     """Serve the devnet over HTTP until interrupted."""
     start = opengradient.devnet.start  # a MissingExtraError names the pip command
     try:
-        net = start(http=True, host=host, port=port, data_dir=data_dir, payments_chain=payments_chain)
+        net = start(http=True, host=host, port=port, data_dir=data_dir, payments_chain=payments_chain,
+                    block_time=block_time)
     except ValueError as exc:  # an unreadable --data-dir: the message says what to do
         raise CliError(f"could not start the devnet: {exc}") from exc
     except (OSError, RuntimeError) as exc:

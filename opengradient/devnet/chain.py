@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -38,6 +39,7 @@ from eth_utils import keccak, to_canonical_address, to_checksum_address
 from eth_utils.exceptions import ValidationError as EthValidationError
 
 from opengradient import bounded_json
+from opengradient.devnet.mempool import Mempool, PendingTx, PoolRefusal
 
 __all__ = [
     "DevChain",
@@ -66,6 +68,9 @@ MAX_LOG_TOPICS = 4
 #: Precompile calls of one request whose work may run outside the lock (a precompile refuses more).
 MAX_DEFERRED_WORK = 16
 MAX_JSON_DEPTH = 64  # JSON-RPC needs a handful of levels
+#: How long an automined send waits for its block before answering with an error.
+_SEND_WAIT_SECONDS = 120.0
+_KEEP_DROPPED = 1024
 
 # Built-in precompile slots a custom precompile must not shadow (0x0100 is P256 on RIP-7212 chains).
 _RESERVED_PRECOMPILES = frozenset(
@@ -500,9 +505,12 @@ def _vm_error_message(error: Exception, gas: int) -> str:
 class DevChain:
     """One local EVM chain: genesis, automining, custom precompiles, and a JSON-RPC handler.
 
-    Every transaction is mined into its own block at once (no pool), so a client's receipt is
-    there the moment ``eth_sendRawTransaction`` returns. All access to py-evm (not thread-safe)
-    goes through one lock.
+    Transactions go through a pool (`opengradient.devnet.mempool`): with automine (the default) a
+    block is built as soon as one arrives, taking everything that arrived while the previous
+    block was built, and ``eth_sendRawTransaction`` answers once its block is mined (as anvil's
+    automine does), so a client's receipt is there when the send returns; with `block_time` a
+    block is mined every interval and the send answers at once (the receipt is null until then,
+    as geth's). All access to py-evm (not thread-safe) goes through one lock.
     """
 
     def __init__(
@@ -514,6 +522,7 @@ class DevChain:
         storage: Mapping[str, Mapping[int, int]] | None = None,
         precompiles: Mapping[str, PrecompileFn] | None = None,
         name: str = "chain",
+        block_time: float | None = None,
     ) -> None:
         if not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id <= 0:
             raise ValueError(f"chain_id must be a positive integer, got {chain_id!r}")
@@ -522,6 +531,16 @@ class DevChain:
         self._lock = threading.RLock()
         self._simulating = False
         self._deferred = threading.local()  # results of deferred precompile work, per request
+        self._pool = Mempool()
+        #: None: automine (a block as soon as a transaction arrives, batching what arrives while one
+        #: is built; the send answers once its block is mined). Seconds: a block every interval
+        #: (the send answers at once with the hash; receipts follow).
+        self.block_time = block_time
+        self._miner_stop = threading.Event()
+        self._miner: threading.Thread | None = None
+        self._autominer: threading.Thread | None = None
+        self._autominer_lock = threading.Lock()
+        self._dropped: OrderedDict[bytes, str] = OrderedDict()  # recently dropped: hash → why
         self._log_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._filters: dict[str, dict[str, Any]] = {}
         self._next_filter = 1
@@ -586,7 +605,7 @@ class DevChain:
             "eth_getStorageAt": self._eth_get_storage_at,
             "eth_call": self._eth_call,
             "eth_estimateGas": self._eth_estimate_gas,
-            "eth_sendRawTransaction": self._eth_send_raw_transaction,
+            "eth_sendRawTransaction": self._eth_send_raw_transaction,  # handled outside the lock
             "eth_getTransactionByHash": self._eth_get_transaction_by_hash,
             "eth_getTransactionReceipt": self._eth_get_transaction_receipt,
             "eth_getTransactionByBlockNumberAndIndex": self._eth_tx_by_number_and_index,
@@ -605,6 +624,11 @@ class DevChain:
             "eth_uninstallFilter": self._eth_uninstall_filter,
             "evm_mine": self._evm_mine,
         }
+        self._tx_decoder = self._chain.get_vm().get_transaction_builder()
+        self._refresh_cached_header()
+        self.block_time = None
+        if block_time is not None:
+            self.mine_every(block_time)
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -758,6 +782,7 @@ class DevChain:
             }
             previous_cumulative = receipt.gas_used
         self._block_logs.append(block_logs)
+        self._refresh_cached_header()
         if block_logs:
             for listener in self._log_listeners:
                 try:
@@ -917,7 +942,10 @@ class DevChain:
         if not isinstance(params, list):
             return _error_response(req_id, RpcError(-32602, "invalid params: array expected"))
         try:
-            result = self._locked(handler, params)
+            if method == "eth_sendRawTransaction":  # the pool has its own lock; blocks take the chain's
+                result = self._eth_send_raw_transaction(params)
+            else:
+                result = self._locked(handler, params)
         except RpcError as exc:
             return _error_response(req_id, exc)
         except Exception as exc:  # never let a bug kill the node or the connection
@@ -988,7 +1016,9 @@ class DevChain:
 
     def _eth_get_transaction_count(self, params: list[Any]) -> str:
         addr = _parse_address(_param(params, 0), "address")
-        return _hq(self._state(_param(params, 1)).get_nonce(addr))
+        mined = int(self._state(_param(params, 1)).get_nonce(addr))
+        pending = self._pool.pending_nonce(addr) if _param(params, 1) == "pending" else None
+        return _hq(max(mined, pending or 0))
 
     def _eth_get_code(self, params: list[Any]) -> str:
         addr = _parse_address(_param(params, 0), "address")
@@ -1099,15 +1129,56 @@ class DevChain:
         return _hq(min(needed + margin, gas_limit))
 
     def _eth_send_raw_transaction(self, params: list[Any]) -> str:
-        raw = _parse_data(_param(params, 0), "transaction")
-        chain = self._chain
-        vm = chain.get_vm()
+        """Accept a transaction into the pool. Automine: answer once its block is mined (batching
+        with whatever else arrives meanwhile). Interval mining: answer at once."""
+        entry = self._accept(_parse_data(_param(params, 0), "transaction"))
+        if self.block_time is None:
+            self._build_pending()
+            if not self._pool.wait(entry, _SEND_WAIT_SECONDS):
+                raise RpcError(-32000, f"transaction {_hd(entry.hash)} was not mined within {_SEND_WAIT_SECONDS} s")
+            if entry.error is not None:
+                raise RpcError(-32000, entry.error)
+        return _hd(entry.hash)
+
+    def submit(self, raw: bytes) -> str:
+        """Accept a signed transaction into the pool and answer its hash at once, without waiting
+        for its block (an in-process sender that must not hold its own lock while blocks are
+        built: the facilitator). `wait_mined` waits for it. Raises `RpcError` when refused."""
+        entry = self._accept(raw)
+        if self.block_time is None:
+            self._start_autominer()
+        return _hd(entry.hash)
+
+    def wait_mined(self, tx_hash: str, timeout: float = _SEND_WAIT_SECONDS) -> str | None:
+        """Wait for a submitted transaction: None once mined, the reason when it was dropped;
+        `TimeoutError` when neither happened within `timeout`."""
+        key = _parse_hash(tx_hash, "hash")
+        entry = self._pool.get(key)
+        if entry is not None and not self._pool.wait(entry, timeout):
+            raise TimeoutError(f"transaction {tx_hash} was not mined within {timeout} s")
+        if key in self._txs:
+            return None
+        return (entry.error if entry is not None else None) or self._dropped.get(key) or "unknown transaction"
+
+    def _start_autominer(self) -> None:
+        with self._autominer_lock:
+            if self._autominer is None:
+                self._autominer = threading.Thread(target=self._automine, name=f"og-devnet-{self.name}-automine",
+                                                   daemon=True)
+                self._autominer.start()
+
+    def _automine(self) -> None:
+        """Build blocks for submitted transactions (sends over JSON-RPC build their own)."""
+        while not self._miner_stop.is_set():
+            if self._pool.wait_for_work(0.5):
+                self._build_pending()
+
+    def _accept(self, raw: bytes) -> PendingTx:
+        """Check a raw transaction and queue it in the pool (geth's refusals as `RpcError`)."""
         try:
-            tx = vm.get_transaction_builder().decode(raw)
+            tx = self._tx_decoder.decode(raw)
         except Exception as exc:
             raise RpcError(-32000, f"invalid transaction: {exc}") from None
-        if tx.hash in self._txs:
-            raise RpcError(-32000, "already known")
         tx_chain_id = tx.chain_id
         if tx_chain_id is None:
             raise RpcError(-32000, "only replay-protected (EIP-155) transactions allowed over RPC")
@@ -1118,52 +1189,151 @@ class DevChain:
             sender = tx.sender
         except Exception as exc:
             raise RpcError(-32000, f"invalid transaction: {exc}") from None
-        state = vm.state
-        expected = state.get_nonce(sender)
-        if tx.nonce < expected:
-            raise RpcError(-32000, f"nonce too low: next nonce {expected}, tx nonce {tx.nonce}")
-        if tx.nonce > expected:
-            raise RpcError(
-                -32000,
-                f"nonce too high: next nonce {expected}, tx nonce {tx.nonce} "
-                "(the devnet mines each transaction at once and keeps no queue)",
-            )
-        header = chain.header
-        if tx.gas > header.gas_limit:
-            raise RpcError(-32000, f"exceeds block gas limit: gas {tx.gas}, limit {header.gas_limit}")
+        if tx.hash in self._txs:
+            raise RpcError(-32000, "already known")
+        gas_limit = self._gas_limit
+        if tx.gas > gas_limit:
+            raise RpcError(-32000, f"exceeds block gas limit: gas {tx.gas}, limit {gas_limit}")
         if tx.gas < tx.intrinsic_gas:
             raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, want {tx.intrinsic_gas}")
-        base_fee = self._pending_base_fee()
+        base_fee = self._base_fee
         if tx.max_fee_per_gas < base_fee:
             raise RpcError(
                 -32000,
                 f"max fee per gas less than block base fee: address {to_checksum_address(sender)}, "
                 f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}",
             )
-        balance = state.get_balance(sender)
-        cost = tx.gas * tx.max_fee_per_gas + tx.value
-        if balance < cost:
-            raise RpcError(
-                -32000,
-                f"insufficient funds for gas * price + value: address {to_checksum_address(sender)} "
-                f"have {balance} want {cost}",
-            )
-        self._bump_pending()
-        saved = chain.header
+        entry = PendingTx(hash=tx.hash, tx=tx, sender=sender, nonce=tx.nonce, gas=tx.gas)
         try:
-            _, receipt, _ = chain.apply_transaction(tx)
-        except EthValidationError as exc:
-            chain.header = saved
-            raise RpcError(-32000, _validation_message(str(exc))) from None
-        try:
-            self._mine([(tx, receipt)])
-        except Exception:
-            chain.header = saved
-            raise
-        return _hd(tx.hash)
+            self._pool.add(entry, self._state_nonce)
+        except PoolRefusal as exc:
+            raise RpcError(-32000, str(exc)) from None
+        return entry
+
+    def _state_nonce(self, sender: bytes) -> int:
+        with self._lock:
+            return int(self._chain.get_vm().state.get_nonce(sender))
+
+    def _build_pending(self) -> None:
+        """Build blocks until the pool is empty, unless another thread is building (it takes what
+        arrived meanwhile into its next block)."""
+        if not self._pool.claim_builder():
+            return
+        while True:
+            try:
+                self._build_block()
+            except Exception:  # a bug must not leave the pool without a builder
+                log.exception("building a block of %s failed", self.name)
+            if not self._pool.release_builder():
+                return
+
+    def _build_block(self, *, force: bool = False) -> None:
+        """Mine one block of pending transactions (or an empty one when `force`).
+
+        A transaction that cannot be applied (it cannot pay) is dropped with the reason. One whose
+        precompile work must run outside the lock (`PrecompileDeferred`) ends the block before it:
+        the lock is released for the work and the transaction opens the next block.
+        """
+        deferred: PendingTx | None = None
+        work: PrecompileDeferred | None = None
+        with self._lock:
+            batch = self._pool.take(self._gas_limit)
+            if not batch and not force:
+                return
+            self._bump_pending()
+            chain = self._chain
+            applied: list[tuple[SignedTransactionAPI, ReceiptAPI]] = []
+            finished: list[PendingTx] = []
+            for index, entry in enumerate(batch):
+                saved = chain.header
+                if saved.gas_used + entry.gas > saved.gas_limit:
+                    self._pool.put_back(batch[index:])
+                    break
+                self._deferred.results = entry.prepared
+                try:
+                    _, receipt, _ = chain.apply_transaction(entry.tx)
+                except EthValidationError as exc:
+                    chain.header = saved
+                    entry.error = _validation_message(str(exc))
+                    finished.append(entry)
+                    continue
+                except PrecompileDeferred as exc:
+                    chain.header = saved
+                    deferred, work = entry, exc
+                    self._pool.put_back(batch[index:])
+                    break
+                finally:
+                    self._deferred.results = None
+                applied.append((entry.tx, receipt))
+                finished.append(entry)
+            if applied or force or deferred is None:
+                saved = chain.header
+                try:
+                    self._mine(applied)
+                except Exception:
+                    chain.header = saved
+                    raise
+        for entry in finished:
+            if entry.error is not None:
+                self._dropped[entry.hash] = entry.error
+                while len(self._dropped) > _KEEP_DROPPED:
+                    self._dropped.popitem(last=False)
+        self._pool.finish(finished)
+        if deferred is not None and work is not None:
+            if work.key in deferred.prepared:
+                deferred.error = f"precompile work {work.key!r} was deferred twice"
+                self._pool.finish([deferred])
+            elif len(deferred.prepared) >= MAX_DEFERRED_WORK:
+                deferred.error = f"one transaction may run at most {MAX_DEFERRED_WORK} deferred precompile calls"
+                self._pool.finish([deferred])
+            else:
+                deferred.prepared[work.key] = work.work()  # outside the lock; the next block retries it
+
+    def _refresh_cached_header(self) -> None:  # holds the lock
+        """What a send checks without the lock: the pending block's gas limit and base fee."""
+        self._gas_limit = int(self._chain.header.gas_limit)
+        self._base_fee = self._pending_base_fee()
+
+    def mine_every(self, seconds: float) -> None:
+        """Switch from automine to interval mining: a block every `seconds` (sends then answer at
+        once with the hash, and receipts follow with the next block)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise ValueError(f"block_time must be a positive number of seconds, got {seconds!r}")
+        if self._miner is not None:
+            raise RuntimeError(f"{self.name} already mines every {self.block_time} s")
+        self.block_time = float(seconds)
+        self._miner = threading.Thread(target=self._mine_every, name=f"og-devnet-{self.name}-miner", daemon=True)
+        self._miner.start()
+
+    def _mine_every(self) -> None:
+        """Interval mining: a block every `block_time` seconds, with whatever is pending."""
+        assert self.block_time is not None
+        while not self._miner_stop.wait(self.block_time):
+            try:
+                if self._pool.claim_builder():
+                    try:
+                        self._build_block(force=True)
+                        while self._pool.release_builder():
+                            self._build_block()
+                    except Exception:
+                        self._pool.release_builder()
+                        raise
+            except Exception:
+                log.exception("interval mining of %s failed", self.name)
+
+    def close(self) -> None:
+        """Stop the mining threads."""
+        self._miner_stop.set()
+        for thread in (self._miner, self._autominer):
+            if thread is not None:
+                thread.join(timeout=5)
 
     def _eth_get_transaction_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
-        return self._txs.get(_parse_hash(_param(params, 0), "hash"))
+        tx_hash = _parse_hash(_param(params, 0), "hash")
+        found = self._txs.get(tx_hash)
+        if found is None and (pending := self._pool.get(tx_hash)) is not None:
+            return self._tx_json(pending.tx, pending.sender, None, None, self._pending_base_fee())
+        return found
 
     def _eth_get_transaction_receipt(self, params: list[Any]) -> dict[str, Any] | None:
         return self._receipts.get(_parse_hash(_param(params, 0), "hash"))
@@ -1334,8 +1504,8 @@ class DevChain:
         return self._filters.pop(str(_param(params, 0)), None) is not None
 
     def _evm_mine(self, params: list[Any]) -> str:
-        self._bump_pending()
-        self._mine([])
+        """Mine one block now, with the pending transactions (empty when none)."""
+        self._build_block(force=True)
         return "0x0"
 
 

@@ -298,6 +298,10 @@ class Deployer:
             self._nonce = None  # resynchronise from the chain next time
             raise
         self._nonce = cast(int, tx["nonce"]) + 1
+        dropped = self.chain.wait_mined(tx_hash)  # at once with automine; the next block otherwise
+        if dropped is not None:
+            self._nonce = None
+            raise DeployerError(f"{what}: {tx_hash} was dropped: {dropped}")
         receipt = cast(dict[str, Any], self._rpc("eth_getTransactionReceipt", tx_hash))
         if receipt is None:
             raise DeployerError(f"{what}: no receipt for {tx_hash}")

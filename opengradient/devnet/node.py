@@ -74,7 +74,8 @@ class Devnet:
 
     def __init__(self, *, http: bool = False, host: str = "127.0.0.1", port: int = 0,
                  data_dir: Path | str | None = None, deferred_results: bool = False,
-                 accounts: int = 10, payments_chain: str | PaymentsChain = "devnet") -> None:
+                 accounts: int = 10, payments_chain: str | PaymentsChain = "devnet",
+                 block_time: float | None = None) -> None:
         started = time.perf_counter()
         #: Which chain the payments chain stands in for (`opengradient.devnet.payments_chain`).
         self.payments_mode = resolve_payments_chain(payments_chain)
@@ -129,6 +130,9 @@ class Devnet:
                                                token_version=self.payments_mode.token_version)
         self.client = self.new_client()
         self.workflows = install_workflows(self)
+        if block_time is not None:  # after the deployment, which automines
+            self.alpha_chain.mine_every(block_time)
+            self.payments_chain.mine_every(block_time)
         self.startup_seconds = time.perf_counter() - started
         log.info("devnet ready at %s in %.2f s", self.url, self.startup_seconds)
 
@@ -224,6 +228,8 @@ class Devnet:
                 self._server_thread.join(timeout=5)
             self._server = None
         self._bridge.close()
+        self.alpha_chain.close()
+        self.payments_chain.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -240,7 +246,7 @@ class Devnet:
 
 def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
           data_dir: Path | str | None = None, deferred_results: bool = False,
-          payments_chain: str = "devnet") -> Devnet:
+          payments_chain: str = "devnet", block_time: float | None = None) -> Devnet:
     """Start a devnet: in-process by default, or served over HTTP on `host:port` with `http=True`.
 
     `deferred_results=True` makes on-chain inference behave like asynchronous execution on the
@@ -248,6 +254,8 @@ def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
     `payments_chain` is `"devnet"` (its own chain id: nothing signed here is valid elsewhere),
     `"base-sepolia"` or `"base"` (the public chain id, OPG address and EIP-712 domain, for clients
     that hard-code them; signatures are then valid in form on the public chain: dev keys only).
+    `block_time` (seconds) mines both chains at that interval, as anvil's `--block-time`; without
+    it they automine (a block as soon as transactions arrive; concurrent ones share it).
     """
     return Devnet(http=http, host=host, port=port, data_dir=data_dir,
-                  deferred_results=deferred_results, payments_chain=payments_chain)
+                  deferred_results=deferred_results, payments_chain=payments_chain, block_time=block_time)

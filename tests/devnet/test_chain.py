@@ -596,7 +596,8 @@ def test_concurrent_senders(server: RpcServer) -> None:
         t.join(timeout=60)
     assert not errors, errors
     chain = server.chain
-    assert rpc(chain, "eth_blockNumber") == hex(len(accounts) * per_thread)
+    # every send answered with its receipt; concurrent ones shared blocks (never more blocks than txs)
+    assert 1 <= int(rpc(chain, "eth_blockNumber"), 16) <= len(accounts) * per_thread
     expected = sum((i + 1) * per_thread for i in range(len(accounts)))
     assert int(rpc(chain, "eth_getBalance", SINK, "latest"), 16) == expected
     for acct in accounts:
@@ -624,7 +625,7 @@ def test_concurrent_senders_in_process() -> None:
     for t in threads:
         t.join(timeout=60)
     assert len(results) == 24 and all(r.startswith("0x") for r in results)
-    assert rpc(chain, "eth_blockNumber") == hex(24)
+    assert 1 <= int(rpc(chain, "eth_blockNumber"), 16) <= 24  # concurrent sends share blocks
 
 
 def test_server_close_releases_port(chain: DevChain) -> None:

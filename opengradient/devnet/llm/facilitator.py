@@ -59,6 +59,8 @@ from x402.schemas import (
 )
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
+from opengradient.devnet.chain import RpcError
+
 if TYPE_CHECKING:
     from opengradient.devnet.chain import DevChain
 
@@ -256,7 +258,10 @@ class TxSender:
         return self._max_fee
 
     def send(self, to: str, data: bytes, *, gas: int = SETTLE_GAS_LIMIT) -> str:
-        """Sign and send one transaction; returns its hash (it is mined when this returns)."""
+        """Sign and submit one transaction to the chain's pool; returns its hash once accepted.
+
+        The lock covers nonce, signing and submission only — not the block — so concurrent
+        settlements share blocks; `receipt` waits for the block."""
         with self._lock:
             for attempt in range(2):
                 if self._nonce is None:
@@ -274,27 +279,25 @@ class TxSender:
                 }
                 raw = self._account.sign_transaction(tx).raw_transaction
                 try:
-                    tx_hash = str(self.rpc("eth_sendRawTransaction", _hex(raw)))
-                except ChainCallError as exc:
+                    tx_hash = self.chain.submit(bytes(raw))
+                except RpcError as exc:
                     self._nonce = None  # resynchronise from the chain next time
                     if attempt == 0 and "base fee" in exc.message:
                         self._max_fee = None  # fees moved: re-read and retry once
                         continue
-                    raise
+                    raise ChainCallError("eth_sendRawTransaction", exc.code, exc.message, exc.data) from None
                 self._nonce += 1
                 return tx_hash
         raise AssertionError("unreachable")
 
-    def receipt(self, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The transaction's receipt (the devnet mines at once; this rarely waits)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
-            if receipt is not None:
-                return dict(receipt)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no receipt for {tx_hash} after {timeout} s")
-            time.sleep(0.005)
+    def receipt(self, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The transaction's receipt, once its block is mined (a dropped one raises)."""
+        dropped = self.chain.wait_mined(tx_hash, timeout)
+        if dropped is not None:
+            self._nonce = None  # the chain did not take it: resynchronise
+            raise ChainCallError("eth_getTransactionReceipt", -32000, f"transaction {tx_hash} was dropped: {dropped}",
+                                 None)
+        return dict(self.rpc("eth_getTransactionReceipt", tx_hash))
 
 
 class ChainSigner(TxSender):
