@@ -59,7 +59,7 @@ report: $(STAMP)
 
 contracts: node_modules/.installed
 	$(BIN)/python scripts/compile_contracts.py
-	$(BIN)/python -m opengradient.devnet.zkml.build
+	$(BIN)/python -m opengradient.devnet.services.zkml.build
 
 models: $(STAMP)
-	$(BIN)/python -m opengradient.devnet.models.build
+	$(BIN)/python -m opengradient.devnet.services.models.build

@@ -156,7 +156,7 @@ class ChildDevnet(Devnet):
     """
 
     def __init__(self) -> None:
-        from opengradient.devnet.keys import dev_accounts
+        from opengradient.devnet.chain.keys import dev_accounts
         from opengradient.networks import devnet_network
 
         self._log = tempfile.TemporaryFile()
@@ -268,7 +268,7 @@ def _signer(net: Devnet, index: int, url: str, body: dict[str, Any]) -> Callable
     """Fresh x402 payment headers for `body` at `url` (dev account `index` pays), for raw httpx."""
     from opengradient.client.payments import Payer, payment_required_of
     from opengradient.client.wallet import Wallet
-    from opengradient.devnet.keys import dev_accounts
+    from opengradient.devnet.chain.keys import dev_accounts
 
     offer = payment_required_of(net.raw().post(url, json=body, headers=HEADERS))  # the 402
     payer = Payer(Wallet(dev_accounts(index + 1)[index].private_key), net.network.payments)

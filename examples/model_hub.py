@@ -15,7 +15,7 @@ import shutil
 import tempfile
 
 import opengradient as og
-from opengradient.devnet.models import PRICE_REGRESSION
+from opengradient.devnet.services.models import PRICE_REGRESSION
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 
 import opengradient as og
-from opengradient.devnet.models import PRICE_REGRESSION
+from opengradient.devnet.services.models import PRICE_REGRESSION
 
 
 def main(http: bool = False) -> None:

@@ -15,7 +15,7 @@ from eth_utils import keccak
 
 import opengradient as og
 from opengradient.client.llm import TextGenerationStream
-from opengradient.devnet.models import PRICE_REGRESSION
+from opengradient.devnet.services.models import PRICE_REGRESSION
 
 
 def rpc(url: str, method: str, *params: object) -> str:

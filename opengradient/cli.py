@@ -521,7 +521,7 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     click.echo(f"  payments chain  {payments['rpc_url']}  (chain id {payments['chain_id']}"
                f"{'' if mode == 'devnet' else f', {mode} in form'}; OPG {payments['opg_token']})")
     if mode != "devnet":
-        from opengradient.devnet.payments_chain import PAYMENTS_CHAIN_WARNING
+        from opengradient.devnet.chain.payments_chain import PAYMENTS_CHAIN_WARNING
 
         click.echo(f"  WARNING: {PAYMENTS_CHAIN_WARNING}")
     click.echo(f"  Model Hub       {info['model_hub']['url']}  (user {info['model_hub']['email']}, "

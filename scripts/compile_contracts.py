@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compile the devnet's Solidity contracts into committed JSON artifacts.
 
-The devnet installs contracts at genesis from ``opengradient/devnet/contracts/artifacts/``, so the
+The devnet installs contracts at genesis from ``opengradient/devnet/chain/contracts/artifacts/``, so the
 SDK never needs a Solidity compiler at run time. This script regenerates those artifacts with the
 compiler pinned in ``package.json`` (npm ``solc@0.8.28``, i.e. solc-js run by ``node``)::
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS_DIR = REPO_ROOT / "opengradient" / "devnet" / "contracts"
+CONTRACTS_DIR = REPO_ROOT / "opengradient" / "devnet" / "chain" / "contracts"
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 SOLC_MODULE = REPO_ROOT / "node_modules" / "solc"
 # Artifacts the client itself needs (it deploys workflows) are also copied into the client

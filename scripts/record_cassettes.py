@@ -265,8 +265,8 @@ def start_devnet(port: int | None = None) -> Any:
 
 def check_no_secrets(paths: list[Path]) -> None:
     """Fail loudly if a key or the hub password reached a file."""
-    from opengradient.devnet.hub import DEV_PASSWORD
-    from opengradient.devnet.keys import dev_accounts
+    from opengradient.devnet.chain.keys import dev_accounts
+    from opengradient.devnet.services.hub import DEV_PASSWORD
 
     needles = [a.private_key.lower().removeprefix("0x") for a in dev_accounts(20)] + [DEV_PASSWORD.lower()]
     for path in paths:

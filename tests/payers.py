@@ -25,10 +25,10 @@ from x402.mechanisms.evm.upto import UptoEvmClientScheme
 from x402.schemas import PaymentRequired, PaymentRequirements
 
 import opengradient as og
-from opengradient.devnet.deploy import PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, Deployer
-from opengradient.devnet.keys import DevAccount
-from opengradient.devnet.llm.payments import price_of
+from opengradient.devnet.chain.deploy import PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, Deployer
+from opengradient.devnet.chain.keys import DevAccount
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.services.llm.payments import price_of
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"

@@ -39,7 +39,7 @@ from vcr.cassette import Cassette
 
 import opengradient as og
 from opengradient.client.llm import AsyncTextGenerationStream, TextGenerationStream
-from opengradient.devnet.keys import dev_accounts
+from opengradient.devnet.chain.keys import dev_accounts
 from opengradient.errors import VerificationError
 from opengradient.networks import devnet_network
 
@@ -374,7 +374,7 @@ def test_all_cassettes_are_there() -> None:
 
 def secrets_in(text: str, *, cassette: bool) -> list[str]:
     """What in a cassette file (or `network.json`) would leak: an empty list when it is clean."""
-    from opengradient.devnet.hub import DEV_PASSWORD
+    from opengradient.devnet.services.hub import DEV_PASSWORD
 
     found: list[str] = []
     views = [text, *_decoded_blobs(text)]

@@ -23,8 +23,8 @@ import pytest
 from eth_account import Account
 
 import opengradient
-from opengradient.devnet.keys import dev_accounts
-from opengradient.devnet.twins import DEVNET_TWINS_API_KEY
+from opengradient.devnet.chain.keys import dev_accounts
+from opengradient.devnet.services.twins import DEVNET_TWINS_API_KEY
 
 USER_KEY = dev_accounts(5)[4].private_key  # a funded dev account no other test in this module uses
 PRICE_INPUT = '{"X": [[1.0, 2.0, 3.0, 4.0]]}'
@@ -253,7 +253,7 @@ def test_create_account(fresh: Cli) -> None:
 @pytest.fixture(scope="module")
 def uploaded(cli: Cli) -> dict[str, Any]:
     """A model repository made through the CLI, with the shipped price-regression model uploaded."""
-    from opengradient.devnet.models import PRICE_REGRESSION
+    from opengradient.devnet.services.models import PRICE_REGRESSION
 
     out = cli.ok("create-model-repo", "--repo", "cli-model", "--description", "made by the CLI test")
     assert out.strip() == "created model 'cli-model' with version 1.00"

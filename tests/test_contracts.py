@@ -23,7 +23,7 @@ from eth_utils.address import to_canonical_address
 from eth_utils.crypto import keccak
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS_DIR = REPO_ROOT / "opengradient" / "devnet" / "contracts"
+CONTRACTS_DIR = REPO_ROOT / "opengradient" / "devnet" / "chain" / "contracts"
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 COMPILE_SCRIPT = REPO_ROOT / "scripts" / "compile_contracts.py"
 

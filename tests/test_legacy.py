@@ -19,11 +19,11 @@ from eth_utils import keccak
 
 import opengradient as og
 from opengradient import legacy
-from opengradient.devnet.llm.reference import ReferenceModel
-from opengradient.devnet.llm_precompile import LLM_PRECOMPILE_ADDRESS, chat_request, completion_request
+from opengradient.devnet.chain.precompiles.llm import LLM_PRECOMPILE_ADDRESS, chat_request, completion_request
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.services.llm.reference import ReferenceModel
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "opengradient" / "devnet" / "contracts" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "opengradient" / "devnet" / "chain" / "contracts" / "artifacts"
 
 # The public signatures of the inference contract's legacy entry points (field names stripped to canonical types).
 PROTOCOL_CHAT = ("runLLMChat((uint8,string,(string,string,string,string,(string,string,string)[])[],"

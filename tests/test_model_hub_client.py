@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from opengradient.client._http import HttpCore
 from opengradient.client.model_hub import ModelHub
-from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore, cid_of
+from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore, cid_of
 from opengradient.devnet.transport import ASGIBridge
 from opengradient.errors import (
     AuthenticationError,

@@ -11,8 +11,8 @@ import pytest
 
 import opengradient as og
 from opengradient import config
-from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD
 
 KEY, OTHER, THIRD = "0x" + "11" * 32, "0x" + "22" * 32, "0x" + "33" * 32
 

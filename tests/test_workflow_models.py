@@ -201,7 +201,7 @@ def _entry(kind: str, name: str | None = None) -> dict[str, Any]:
 
 
 def test_the_client_artifact_is_the_compiled_contract() -> None:
-    devnet = REPO / "opengradient" / "devnet" / "contracts" / "artifacts" / "PriceHistoryInference.json"
+    devnet = REPO / "opengradient" / "devnet" / "chain" / "contracts" / "artifacts" / "PriceHistoryInference.json"
     assert (wf.ARTIFACTS_DIR / "PriceHistoryInference.json").read_text() == devnet.read_text()
     artifact = json.loads(devnet.read_text())
     assert wf.creation_code() == bytes.fromhex(artifact["bytecode"][2:]) != bytes.fromhex(

@@ -20,7 +20,7 @@ model's circuit (``GET {api_url}/zkml/vk/{model_cid}``). `Proof.verify()` then c
 Checking needs the optional ``ezkl`` package: ``pip install 'opengradient[zkml]'``; checks 1–4
 take ~10–20 ms for small models once the key is fetched (keys are cached per key id), the
 on-chain check adds the contract call (1–2 s on the devnet, whose EVM runs in Python). What a devnet
-proof proves, and what it does not (its SRS is a testing SRS), is in `opengradient.devnet.zkml`.
+proof proves, and what it does not (its SRS is a testing SRS), is in `opengradient.devnet.services.zkml`.
 
 Wire formats: a proof document is ``{"inference_id", "model_cid", "key_id", "proof_hash",
 "proof": <ezkl proof JSON>}``; ``proof_hash`` is keccak-256 of ``abi.encode(bytes proof,

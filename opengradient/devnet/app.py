@@ -5,7 +5,7 @@ Routes: `POST /rpc/alpha` and `POST /rpc/payments` (Ethereum JSON-RPC), `/api/v0
 results), the LLM gateway (`/v1/chat/completions`, `/v1/completions`, `/signing-key`,
 `/enclave/attestation`, `/facilitator/…`), the twins API (`/twins/api/v1/…`), ZKML proofs and
 keys (`GET /zkml/proof/{inference_id}`, `GET /zkml/vk/{model_cid}`), `GET /` (what is running).
-Every request body is held to its route's size limit first (`opengradient.devnet.limits`).
+Every request body is held to its route's size limit first (`opengradient.devnet.services.limits`).
 The same app is served by uvicorn over HTTP and reached in-process through `ASGIBridge`.
 """
 
@@ -23,16 +23,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opengradient.devnet.http_errors import JSON_ERRORS
-from opengradient.devnet.limits import BodyLimits
+from opengradient.devnet.services.http_errors import JSON_ERRORS
+from opengradient.devnet.services.limits import BodyLimits
 
 if TYPE_CHECKING:
-    from opengradient.devnet.chain import DevChain
-    from opengradient.devnet.hub import HubService
-    from opengradient.devnet.inference import InferencePrecompile
-    from opengradient.devnet.llm.gateway import LLMGateway
-    from opengradient.devnet.twins import TwinsService
-    from opengradient.devnet.zkml.service import ZkmlService
+    from opengradient.devnet.chain.evm import DevChain
+    from opengradient.devnet.chain.precompiles.inference import InferencePrecompile
+    from opengradient.devnet.services.hub import HubService
+    from opengradient.devnet.services.llm.gateway import LLMGateway
+    from opengradient.devnet.services.twins import TwinsService
+    from opengradient.devnet.services.zkml.service import ZkmlService
 
 log = logging.getLogger("opengradient.devnet")
 

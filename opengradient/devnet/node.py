@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import threading
@@ -14,22 +13,29 @@ from typing import Any
 
 from opengradient.client.client import Client
 from opengradient.devnet.app import build_app
-from opengradient.devnet.chain import DevChain
-from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore
-from opengradient.devnet.inference import InferencePrecompile
-from opengradient.devnet.keys import DevAccount, dev_accounts
-from opengradient.devnet.limits import limits_table
-from opengradient.devnet.llm.gateway import LLMGateway
-from opengradient.devnet.llm_precompile import LLM_PRECOMPILE_ADDRESS, LLMPrecompile
-from opengradient.devnet.models import SHIPPED_MODELS
-from opengradient.devnet.payments_chain import PAYMENTS_CHAIN_WARNING, PaymentsChain
-from opengradient.devnet.payments_chain import payments_chain as resolve_payments_chain
-from opengradient.devnet.price_history import PRICE_HISTORY_PRECOMPILE_ADDRESS, PriceFeed, PriceHistoryPrecompile
+from opengradient.devnet.chain.deploy import runtime_code
+from opengradient.devnet.chain.evm import DevChain
+from opengradient.devnet.chain.keys import DevAccount, dev_accounts
+from opengradient.devnet.chain.payments_chain import PAYMENTS_CHAIN_WARNING, PaymentsChain
+from opengradient.devnet.chain.payments_chain import payments_chain as resolve_payments_chain
+from opengradient.devnet.chain.precompiles.inference import InferencePrecompile
+from opengradient.devnet.chain.precompiles.llm import LLM_PRECOMPILE_ADDRESS, LLMPrecompile
+from opengradient.devnet.chain.precompiles.price_history import (
+    PRICE_HISTORY_PRECOMPILE_ADDRESS,
+    PriceFeed,
+    PriceHistoryPrecompile,
+)
+from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore
+from opengradient.devnet.services.limits import limits_table
+from opengradient.devnet.services.llm.completions import KNOWN_MODELS
+from opengradient.devnet.services.llm.gateway import LLMGateway
+from opengradient.devnet.services.llm.reference import ReferenceModel
+from opengradient.devnet.services.models import SHIPPED_MODELS
+from opengradient.devnet.services.twins import DEVNET_TWINS_API_KEY, TwinsService
+from opengradient.devnet.services.workflows import install_workflows
+from opengradient.devnet.services.zkml.service import ZkmlService
+from opengradient.devnet.services.zkml.verifier import VERIFIER_ADDRESS, verifier_runtime_code
 from opengradient.devnet.transport import ASGIBridge
-from opengradient.devnet.twins import DEVNET_TWINS_API_KEY, TwinsService
-from opengradient.devnet.workflows import install_workflows
-from opengradient.devnet.zkml.service import ZkmlService
-from opengradient.devnet.zkml.verifier import VERIFIER_ADDRESS, verifier_runtime_code
 from opengradient.networks import (
     DEVNET_ALPHA_CHAIN_ID,
     INFERENCE_CONTRACT_ADDRESS,
@@ -42,7 +48,6 @@ log = logging.getLogger("opengradient.devnet")
 
 #: Host name of the in-process devnet; requests to it never leave the process.
 IN_PROCESS_URL = "http://devnet.local"
-_ARTIFACTS = Path(__file__).resolve().parent / "contracts" / "artifacts"
 _FUNDING_WEI = 10_000 * 10**18
 #: OPG each user account (0–7) holds at start.
 OPG_PER_USER = 1_000_000 * 10**18
@@ -63,12 +68,6 @@ class DevnetModel:
     example_input: dict[str, Any]
 
 
-def runtime_code(contract_name: str) -> bytes:
-    """Deployed bytecode of a compiled contract from the committed artifacts."""
-    artifact = json.loads((_ARTIFACTS / f"{contract_name}.json").read_text())
-    return bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
-
-
 class Devnet:
     """A running devnet. Use `start()`; close it (or use `with`) to stop it."""
 
@@ -77,7 +76,7 @@ class Devnet:
                  accounts: int = 10, payments_chain: str | PaymentsChain = "devnet",
                  block_time: float | None = None) -> None:
         started = time.perf_counter()
-        #: Which chain the payments chain stands in for (`opengradient.devnet.payments_chain`).
+        #: Which chain the payments chain stands in for (`opengradient.devnet.chain.payments_chain`).
         self.payments_mode = resolve_payments_chain(payments_chain)
         self.accounts: list[DevAccount] = dev_accounts(max(accounts, FACILITATOR_ACCOUNT + 1))
         funded = {a.address: _FUNDING_WEI for a in self.accounts}
@@ -89,7 +88,7 @@ class Devnet:
         self.zkml = ZkmlService(self.data_dir / "zkml")
         self.precompile = InferencePrecompile(self.store, deferred_results=deferred_results,
                                               zkml=self.zkml)
-        self.llm_precompile = LLMPrecompile()
+        self.llm_precompile = LLMPrecompile(ReferenceModel(), KNOWN_MODELS)
         #: The candles the price-history precompile serves (advanced by the scheduler loop).
         self.price_feed = PriceFeed(time.time())
         self.twins = TwinsService()
@@ -129,7 +128,7 @@ class Devnet:
                                                token_name=self.payments_mode.token_name,
                                                token_version=self.payments_mode.token_version)
         self.client = self.new_client()
-        self.workflows = install_workflows(self)
+        self.workflows = install_workflows(self.alpha_chain, self.hub, self.price_feed, self.accounts)
         if block_time is not None:  # after the deployment, which automines
             self.alpha_chain.mine_every(block_time)
             self.payments_chain.mine_every(block_time)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from opengradient.devnet.keys import dev_accounts
+from opengradient.devnet.chain.keys import dev_accounts
 
 CASSETTES = sorted((Path(__file__).resolve().parent.parent / "cassettes" / "agents").glob("*.yaml"))
 SECRET_REQUEST_HEADERS = {"payment-signature", "x-payment", "x-upto-session", "authorization"}

@@ -35,9 +35,9 @@ from opengradient.alphasense import (
     proof_from_dict,
     read_workflow_result_with_proof,
 )
-from opengradient.devnet.models.forecasts import ETH_VOLATILITY
 from opengradient.devnet.node import Devnet
-from opengradient.devnet.workflows import WorkflowsHandle
+from opengradient.devnet.services.models.forecasts import ETH_VOLATILITY
+from opengradient.devnet.services.workflows import WorkflowsHandle
 from opengradient.workflow_models import ETH_1_HOUR_PRICE_FORECAST, ETH_USDT_ONE_HOUR_VOLATILITY_FORECAST
 
 NO_TRACE = RunConfig(tracing_disabled=True)

@@ -17,16 +17,16 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-import opengradient.devnet.chain as chain_module
-from opengradient.devnet.chain import (
+import opengradient.devnet.chain.evm as chain_module
+from opengradient.devnet.chain.evm import (
     DevChain,
     PrecompileCall,
     PrecompileResult,
     PrecompileRevert,
     encode_error_string,
 )
-from opengradient.devnet.keys import DEV_MNEMONIC, dev_accounts
-from opengradient.devnet.rpc_server import RpcServer
+from opengradient.devnet.chain.keys import DEV_MNEMONIC, dev_accounts
+from opengradient.devnet.chain.rpc_server import RpcServer
 
 CHAIN_ID = 31_999
 ETHER = 10**18

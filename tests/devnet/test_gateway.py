@@ -37,19 +37,20 @@ from opengradient.client.tee import (
     request_hash,
     verify_tee_signature,
 )
-from opengradient.devnet.deploy import Deployer
-from opengradient.devnet.llm.enclave import PCR_HASH
-from opengradient.devnet.llm.payments import (
+from opengradient.devnet.chain.deploy import Deployer
+from opengradient.devnet.node import FACILITATOR_ACCOUNT, OPERATOR_ACCOUNT, Devnet
+from opengradient.devnet.services.llm.completions import Completion, Delta, UpstreamError
+from opengradient.devnet.services.llm.enclave import PCR_HASH
+from opengradient.devnet.services.llm.payments import (
     DEFAULT_MAX_TOKENS,
     PRICES,
     SettlementMode,
     parse_settlement_mode,
     price_of,
 )
-from opengradient.devnet.llm.reference import ReferenceModel
-from opengradient.devnet.llm.settlement import merkle_leaf, merkle_proof, merkle_root, verify_merkle_proof
-from opengradient.devnet.llm.upstream import Completion, Delta, UpstreamError, UpstreamRouter
-from opengradient.devnet.node import FACILITATOR_ACCOUNT, OPERATOR_ACCOUNT, Devnet
+from opengradient.devnet.services.llm.reference import ReferenceModel
+from opengradient.devnet.services.llm.settlement import merkle_leaf, merkle_proof, merkle_root, verify_merkle_proof
+from opengradient.devnet.services.llm.upstream import UpstreamRouter
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"

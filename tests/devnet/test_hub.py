@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore, cid_of, is_cid
+from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore, cid_of, is_cid
 
 BASE = "http://hub.test"
 
@@ -500,13 +500,13 @@ def test_publish_preloads_a_model(service: HubService, tmp_path: Path) -> None:
 
 async def test_requests_are_logged_without_secrets(client: httpx.AsyncClient,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="opengradient.devnet.hub")
+    caplog.set_level(logging.INFO, logger="opengradient.devnet.services.hub")
     body = await sign_in(client)
     headers = bearer(body["idToken"])
     await client.post("/api/v0/models/", json={"name": "logged", "description": ""}, headers=headers)
     await client.post("/auth/v1/token", data={"grant_type": "refresh_token",
                                               "refresh_token": body["refreshToken"]})
-    records = [r for r in caplog.records if r.name == "opengradient.devnet.hub"]
+    records = [r for r in caplog.records if r.name == "opengradient.devnet.services.hub"]
     messages = [r.getMessage() for r in records]
     assert all(r.levelno == logging.INFO for r in records)
     assert any("POST /auth/v1/accounts:signInWithPassword -> 200" in m for m in messages)

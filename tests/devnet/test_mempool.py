@@ -6,8 +6,8 @@ import threading
 
 from eth_account import Account
 
-from opengradient.devnet.chain import DevChain
-from opengradient.devnet.keys import dev_accounts
+from opengradient.devnet.chain.evm import DevChain
+from opengradient.devnet.chain.keys import dev_accounts
 from tests.devnet.test_chain import CHAIN_ID, ETHER, SINK, make_chain, rpc, rpc_error, signed_raw
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from opengradient.devnet.models import SHIPPED_MODELS, ShippedModel, shipped_model
+from opengradient.devnet.services.models import SHIPPED_MODELS, ShippedModel, shipped_model
 
 ort = pytest.importorskip("onnxruntime")
-build = pytest.importorskip("opengradient.devnet.models.build")
+build = pytest.importorskip("opengradient.devnet.services.models.build")
 
 _NUMPY_TYPES: dict[str, Any] = {"tensor(float)": np.float32, "tensor(int64)": np.int64,
                                 "tensor(string)": object}
@@ -40,7 +40,7 @@ def test_catalogue_is_consistent() -> None:
     assert set(names) == set(EXPECTED)
     assert {m.filename for m in SHIPPED_MODELS} == set(build.BUILDERS)
     for model in SHIPPED_MODELS:
-        assert model.path.is_file(), f"{model.path} missing: run python -m opengradient.devnet.models.build"
+        assert model.path.is_file(), f"{model.path} missing: run python -m opengradient.devnet.services.models.build"
         assert shipped_model(model.name) is model
     with pytest.raises(KeyError, match="price-regression"):
         shipped_model("nope")
@@ -104,7 +104,7 @@ def test_build_is_reproducible_and_matches_committed_files(tmp_path: Path) -> No
         assert a.read_bytes() == b.read_bytes(), a.name
     for model in SHIPPED_MODELS:
         assert (tmp_path / "a" / model.filename).read_bytes() == model.read_bytes(), (
-            f"{model.filename} is stale: run python -m opengradient.devnet.models.build")
+            f"{model.filename} is stale: run python -m opengradient.devnet.services.models.build")
 
 
 def test_models_pass_the_onnx_checker() -> None:

@@ -20,8 +20,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
-from opengradient.devnet.chain import DevChain
-from opengradient.devnet.deploy import (
+from opengradient.devnet.chain.deploy import (
     MULTICALL3_ADDRESS,
     Deployer,
     DeployerError,
@@ -31,7 +30,8 @@ from opengradient.devnet.deploy import (
     encode_call,
     runtime_code,
 )
-from opengradient.devnet.keys import DevAccount, dev_accounts
+from opengradient.devnet.chain.evm import DevChain
+from opengradient.devnet.chain.keys import DevAccount, dev_accounts
 
 CHAIN_ID = 31_411
 NETWORK = f"eip155:{CHAIN_ID}"
@@ -588,7 +588,7 @@ def test_erc20_transfer_and_mint_rights(deployer: Deployer, token: str, accounts
 
 @pytest.fixture(scope="module")
 def rpc_url(chain: DevChain) -> Iterator[str]:
-    from opengradient.devnet.rpc_server import RpcServer
+    from opengradient.devnet.chain.rpc_server import RpcServer
 
     with RpcServer(chain, host="127.0.0.1") as server:
         yield server.url

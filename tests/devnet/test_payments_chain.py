@@ -14,8 +14,8 @@ from eth_abi import decode, encode
 from eth_utils import keccak
 
 import opengradient as og
+from opengradient.devnet.chain.payments_chain import PAYMENTS_CHAINS, payments_chain
 from opengradient.devnet.node import OPG_PER_USER, Devnet
-from opengradient.devnet.payments_chain import PAYMENTS_CHAINS, payments_chain
 
 #: chain id, OPG address, EIP-712 name and version of the public payment networks.
 PUBLIC = {

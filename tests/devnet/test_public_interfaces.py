@@ -179,7 +179,7 @@ def test_zkml_output_holds_only_the_models_tensors_and_the_proof_hash_is_an_even
 
 def test_a_workflow_through_the_public_abi(devnet: Devnet) -> None:
     from opengradient.client.workflows import creation_code
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     raw = Raw(devnet, devnet.accounts[3].private_key)
     try:
@@ -223,7 +223,7 @@ def test_a_workflow_through_the_public_abi(devnet: Devnet) -> None:
 
 
 def test_hub_flow_as_the_official_clients_drive_it(devnet: Devnet) -> None:
-    from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD
+    from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD
 
     with httpx.Client(transport=devnet._bridge.transport, base_url=devnet.url) as http:
         signed_in = http.post("/auth/v1/accounts:signInWithPassword",

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opengradient.devnet.llm.reference import (
+from opengradient.devnet.services.llm.completions import KNOWN_MODELS, Completion, Delta, UnknownModelError, Usage
+from opengradient.devnet.services.llm.reference import (
     ReferenceModel,
     SchemaFiller,
     new_call_id,
@@ -21,8 +22,7 @@ from opengradient.devnet.llm.reference import (
     requested_keys,
     split_identifier,
 )
-from opengradient.devnet.llm.tokens import count_chat_prompt_tokens, count_tokens, tokenize
-from opengradient.devnet.llm.upstream import KNOWN_MODELS, Completion, Delta, UnknownModelError, Usage
+from opengradient.devnet.services.llm.tokens import count_chat_prompt_tokens, count_tokens, tokenize
 
 MODEL = ReferenceModel()
 

@@ -9,7 +9,7 @@ import pytest
 
 import opengradient as og
 from opengradient.devnet.node import Devnet
-from opengradient.devnet.twins import DEVNET_TWINS_API_KEY, PERSONAS, TwinsService, persona_request
+from opengradient.devnet.services.twins import DEVNET_TWINS_API_KEY, PERSONAS, TwinsService, persona_request
 
 HELLO = [{"role": "user", "content": "Who are you?"}]
 
@@ -111,7 +111,7 @@ async def test_persona_prompt_reaches_the_model() -> None:
             return True
 
         async def chat(self, request: dict[str, Any]) -> Any:
-            from opengradient.devnet.llm.upstream import Completion, Usage
+            from opengradient.devnet.services.llm.completions import Completion, Usage
 
             seen.append(request)
             return Completion("ok", None, "stop", Usage(1, 1, 2))

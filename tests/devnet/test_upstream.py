@@ -16,17 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from opengradient.devnet.llm.reference import ReferenceModel
-from opengradient.devnet.llm.upstream import (
+from opengradient.devnet.services.llm.completions import (
     KNOWN_MODELS,
     Completion,
     Delta,
-    OpenAICompatibleUpstream,
     UnknownModelError,
     UpstreamError,
-    UpstreamRouter,
     Usage,
 )
+from opengradient.devnet.services.llm.reference import ReferenceModel
+from opengradient.devnet.services.llm.upstream import OpenAICompatibleUpstream, UpstreamRouter
 from opengradient.types import LLM, TEE_LLM
 
 SECRET = "sk-test-secret-key-123"

@@ -31,11 +31,12 @@ from x402.mechanisms.evm.upto.permit2_utils import _build_upto_permit2_settle_ar
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 
 import opengradient as og
-from opengradient.devnet.deploy import PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, Deployer, DeployerError
-from opengradient.devnet.llm.settlement import SettlementRecord
-from opengradient.devnet.llm.upstream import Delta, UpstreamError, UpstreamRouter
-from opengradient.devnet.llm.upto import UptoSession, UptoSessions
+from opengradient.devnet.chain.deploy import PERMIT2_ADDRESS, UPTO_PERMIT2_PROXY_ADDRESS, Deployer, DeployerError
 from opengradient.devnet.node import OPERATOR_ACCOUNT, Devnet
+from opengradient.devnet.services.llm.completions import Delta, UpstreamError
+from opengradient.devnet.services.llm.settlement import SettlementRecord
+from opengradient.devnet.services.llm.upstream import UpstreamRouter
+from opengradient.devnet.services.llm.upto import UptoSession, UptoSessions
 from tests.payers import (
     CHAT,
     COMPLETIONS,

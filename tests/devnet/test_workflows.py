@@ -16,16 +16,16 @@ import onnxruntime as ort
 import pytest
 
 import opengradient as og
-import opengradient.devnet.chain as chain_module
+import opengradient.devnet.chain.evm as chain_module
 from opengradient.client.alpha import Alpha
 from opengradient.client.workflows import INFERENCE_RESULT_EMITTED_TOPIC, TASK_REGISTERED_TOPIC
-from opengradient.devnet.candles import MARKETS, SyntheticSeries, market
-from opengradient.devnet.deploy import DeployerError
-from opengradient.devnet.models import fit_forecasts
-from opengradient.devnet.models.forecasts import FORECAST_MODELS, ForecastModel
+from opengradient.devnet.chain.deploy import DeployerError
+from opengradient.devnet.chain.precompiles.candles import MARKETS, SyntheticSeries, market
+from opengradient.devnet.chain.precompiles.price_history import HISTORY_CANDLES, PRICE_HISTORY_PRECOMPILE_ADDRESS
 from opengradient.devnet.node import Devnet
-from opengradient.devnet.price_history import HISTORY_CANDLES, PRICE_HISTORY_PRECOMPILE_ADDRESS
-from opengradient.devnet.workflows import (
+from opengradient.devnet.services.models import fit_forecasts
+from opengradient.devnet.services.models.forecasts import FORECAST_MODELS, ForecastModel
+from opengradient.devnet.services.workflows import (
     GENESIS_WORKFLOWS,
     SCHEDULER_ACCOUNT,
     WorkflowsHandle,
@@ -86,7 +86,8 @@ def _workflows(net: Devnet, clock: FakeClock) -> WorkflowsHandle:
     already installed them, in which case its background loop is stopped and its clock replaced)."""
     handle: WorkflowsHandle | None = getattr(net, "workflows", None)
     if handle is None:
-        return install_workflows(net, clock=clock, start_thread=False)
+        return install_workflows(net.alpha_chain, net.hub, net.price_feed, net.accounts, clock=clock,
+                                 start_thread=False)
     handle.close()
     handle.scheduler.clock = clock
     return handle
@@ -267,7 +268,7 @@ def test_run_inference_on_price_feed_is_the_model_on_those_candles(env: Env) -> 
     from eth_abi import decode
 
     from opengradient.client.codec import MODEL_OUTPUT, decode_model_output
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     model = ETH_RETURN
     query = (model.base, model.quote, model.total_candles, model.duration_mins, int(model.order),
@@ -317,7 +318,7 @@ def test_synthetic_candles_are_reproducible() -> None:
 def test_fitted_models_are_reproducible_byte_for_byte() -> None:
     for model in FORECAST_MODELS:
         assert fit_forecasts.model_bytes(model) == model.path.read_bytes(), (
-            f"{model.filename} is stale: run python -m opengradient.devnet.models.fit_forecasts")
+            f"{model.filename} is stale: run python -m opengradient.devnet.services.models.fit_forecasts")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +327,7 @@ def test_fitted_models_are_reproducible_byte_for_byte() -> None:
 
 
 def test_new_workflow_without_scheduler(env: Env) -> None:
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     tasks_before = int(env.call(SCHEDULER_ADDRESS, "WorkflowScheduler", "taskCount"))
     address = env.alpha.new_workflow(env.cid(ETH_RETURN), ETH_QUERY, "price_history")
@@ -344,7 +345,7 @@ def test_new_workflow_without_scheduler(env: Env) -> None:
 
 
 def test_history_is_newest_first(env: Env) -> None:
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     address = env.alpha.new_workflow(env.cid(ETH_RETURN), ETH_QUERY, "price_history")
     values = [float(env.alpha.read_workflow_result(address).numbers["regression_output"].reshape(()))]
@@ -362,7 +363,7 @@ def test_history_is_newest_first(env: Env) -> None:
 
 
 def test_new_workflow_with_scheduler_registers_and_the_scheduler_runs_it(env: Env) -> None:
-    from opengradient.devnet.models.forecasts import SOL_RETURN
+    from opengradient.devnet.services.models.forecasts import SOL_RETURN
 
     query = og.HistoricalInputQuery("SOL", "USDT", 12, 60, og.CandleOrder.ASCENDING, [og.CandleType.CLOSE])
     block = int(env.rpc("eth_blockNumber"), 16)
@@ -399,7 +400,7 @@ def test_new_workflow_with_scheduler_registers_and_the_scheduler_runs_it(env: En
 
 
 def test_the_scheduler_stops_at_the_end_time(fresh: Env) -> None:
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     address = fresh.alpha.new_workflow(fresh.cid(ETH_RETURN), ETH_QUERY, "price_history",
                                        og.SchedulerParams(frequency=1200, duration_hours=1))
@@ -427,8 +428,8 @@ def test_the_scheduler_stops_at_the_end_time(fresh: Env) -> None:
 
 
 def test_cancelled_tasks_are_not_run(env: Env) -> None:
-    from opengradient.devnet.deploy import Deployer
-    from opengradient.devnet.models.forecasts import BTC_RETURN
+    from opengradient.devnet.chain.deploy import Deployer
+    from opengradient.devnet.services.models.forecasts import BTC_RETURN
 
     query = og.HistoricalInputQuery("BTC", "USDT", 12, 60, og.CandleOrder.ASCENDING, [og.CandleType.CLOSE])
     address = env.alpha.new_workflow(env.cid(BTC_RETURN), query, "price_history",
@@ -445,7 +446,7 @@ def test_cancelled_tasks_are_not_run(env: Env) -> None:
 
 
 def test_schedule_workflow_later(env: Env) -> None:
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     address = env.alpha.new_workflow(env.cid(ETH_RETURN), ETH_QUERY, "price_history")
     count = int(env.call(SCHEDULER_ADDRESS, "WorkflowScheduler", "taskCount"))
@@ -456,7 +457,7 @@ def test_schedule_workflow_later(env: Env) -> None:
 
 
 async def test_async_twins(env: Env) -> None:
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     address = await env.alpha.anew_workflow(env.cid(ETH_RETURN), ETH_QUERY, "price_history",
                                             og.SchedulerParams(frequency=3600, duration_hours=1))
@@ -469,7 +470,7 @@ async def test_async_twins(env: Env) -> None:
 
 
 def test_workflow_with_several_candle_types(env: Env) -> None:
-    from opengradient.devnet.models.forecasts import SUI_30M_RETURN
+    from opengradient.devnet.services.models.forecasts import SUI_30M_RETURN
 
     query = og.HistoricalInputQuery("SUI", "USDT", 16, 30, og.CandleOrder.ASCENDING,
                                     [og.CandleType.OPEN, og.CandleType.HIGH, og.CandleType.LOW, og.CandleType.CLOSE])
@@ -558,7 +559,7 @@ def test_reading_what_is_not_a_workflow(env: Env) -> None:
 
 
 def test_an_uninitialised_workflow_has_no_result(env: Env) -> None:
-    from opengradient.devnet.deploy import runtime_code
+    from opengradient.devnet.chain.deploy import runtime_code
 
     address = "0x00000000000000000000000000000000000F10A7"
     env.net.alpha_chain.set_code(address, runtime_code("PriceHistoryInference"))
@@ -603,7 +604,7 @@ def test_without_a_key_reads_work_and_writes_fail_before_sending(env: Env) -> No
 
 def test_a_failed_registration_raises(fresh: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The chain's clock is two hours ahead: a one-hour schedule ends in the chain's past."""
-    from opengradient.devnet.models.forecasts import ETH_RETURN
+    from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
     ahead = int(time.time()) + 2 * 3600
     monkeypatch.setattr(chain_module, "_now", lambda: ahead)
@@ -630,4 +631,5 @@ def test_the_loop_thread_starts_and_stops(fresh: Env) -> None:
     assert not handle.running
     handle.close()  # idempotent
     with pytest.raises(RuntimeError, match="already installed"):
-        install_workflows(fresh.net, start_thread=False)
+        install_workflows(fresh.net.alpha_chain, fresh.net.hub, fresh.net.price_feed, fresh.net.accounts,
+                          start_thread=False)

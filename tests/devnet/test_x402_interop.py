@@ -38,7 +38,7 @@ from opengradient.client.tee import (
     request_hash,
     verify_tee_signature,
 )
-from opengradient.devnet.deploy import Deployer
+from opengradient.devnet.chain.deploy import Deployer
 from opengradient.devnet.node import Devnet
 
 

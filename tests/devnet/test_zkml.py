@@ -22,7 +22,7 @@ from onnx import TensorProto, helper
 import opengradient as og
 from opengradient.client import zkml
 from opengradient.devnet.node import Devnet
-from opengradient.devnet.zkml import MAX_PARAMETERS, UNPROVEN_HASH, VERIFIER_ADDRESS
+from opengradient.devnet.services.zkml import MAX_PARAMETERS, UNPROVEN_HASH, VERIFIER_ADDRESS
 from opengradient.proof import Proof
 
 pytest.importorskip("ezkl", reason="ZKML needs the zkml extra: pip install 'opengradient[zkml]'")
@@ -245,11 +245,11 @@ def test_verifier_artifact_was_compiled_from_the_committed_source() -> None:
     import hashlib
     import json
 
-    from opengradient.devnet.zkml.verifier import ARTIFACT_PATH, SOURCE_PATH
+    from opengradient.devnet.services.zkml.verifier import ARTIFACT_PATH, SOURCE_PATH
 
     artifact = json.loads(ARTIFACT_PATH.read_text(encoding="utf-8"))
     assert artifact["sourceHash"] == hashlib.sha256(SOURCE_PATH.read_bytes()).hexdigest(), (
-        "stale verifier artifact: run `python -m opengradient.devnet.zkml.build`")
+        "stale verifier artifact: run `python -m opengradient.devnet.services.zkml.build`")
     assert artifact["compiler"] == "solc-js 0.8.20"
 
 
@@ -264,6 +264,6 @@ def test_verifier_build_check_passes() -> None:
         pytest.skip("node is not installed; solc-js cannot run")
     if not (repo / "node_modules" / "solc-0820" / "package.json").exists():
         pytest.skip("node_modules/solc-0820 is missing; run `npm install` at the repo root")
-    proc = subprocess.run([sys.executable, "-m", "opengradient.devnet.zkml.build", "--check"], cwd=repo,
+    proc = subprocess.run([sys.executable, "-m", "opengradient.devnet.services.zkml.build", "--check"], cwd=repo,
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -26,9 +26,9 @@ import httpx
 import pytest
 from eth_utils import keccak
 
-from opengradient.devnet.keys import dev_accounts
-from opengradient.devnet.models.forecasts import ETH_RETURN
+from opengradient.devnet.chain.keys import dev_accounts
 from opengradient.devnet.node import OPG_PER_USER
+from opengradient.devnet.services.models.forecasts import ETH_RETURN
 
 pytestmark = pytest.mark.interop
 

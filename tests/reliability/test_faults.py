@@ -22,7 +22,7 @@ import pytest
 
 import opengradient as og
 from opengradient.client.llm import AsyncTextGenerationStream, TextGenerationStream
-from opengradient.devnet.keys import DevAccount
+from opengradient.devnet.chain.keys import DevAccount
 from opengradient.devnet.node import Devnet
 from opengradient.errors import NetworkError, RequestTimeoutError
 from tests.reliability.chainview import ChainView, Settlements

@@ -42,7 +42,7 @@ from opengradient.client.codec import (
 from opengradient.client.llm import chat_body
 from opengradient.client.sse import SSEDecoder, StreamAssembler
 from opengradient.client.tee import canonical_chat_request, request_hash
-from opengradient.devnet.llm.gateway import _BadRequestError, _validate_chat
+from opengradient.devnet.services.llm.gateway import _BadRequestError, _validate_chat
 from opengradient.errors import InvalidInputError, OpenGradientError
 
 FUZZ = settings(max_examples=int(os.environ.get("OG_FUZZ_EXAMPLES", "200")), deadline=None,

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 import opengradient as og
 from opengradient.client.payments import Payer, payment_required_of
 from opengradient.client.wallet import Wallet
-from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD
-from opengradient.devnet.llm.gateway import _BadRequestError, _validate_chat, _validate_completion
 from opengradient.devnet.node import IN_PROCESS_URL, Devnet
+from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD
+from opengradient.devnet.services.llm.gateway import _BadRequestError, _validate_chat, _validate_completion
 from tests.reliability.chainview import ChainView
 
 pytestmark = pytest.mark.timeout(600)

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 import opengradient as og
-from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD
 
 
 def _sign_up(http: httpx.Client, email: str, password: str = "stranger-password") -> dict[str, str]:

@@ -30,7 +30,7 @@ from onnx import TensorProto, helper
 import opengradient as og
 from opengradient.client.abi import RUN_ARGS, RUN_SELECTOR
 from opengradient.client.codec import encode_model_input
-from opengradient.devnet.inference import GAS_PER_MS, MAX_MODEL_MEMORY, InferencePrecompile
+from opengradient.devnet.chain.precompiles.inference import GAS_PER_MS, MAX_MODEL_MEMORY, InferencePrecompile
 from opengradient.devnet.node import Devnet
 from opengradient.networks import INFERENCE_CONTRACT_ADDRESS
 

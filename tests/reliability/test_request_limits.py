@@ -23,8 +23,8 @@ from eth_abi import encode
 
 import opengradient as og
 from opengradient import bounded_json
-from opengradient.devnet.limits import DEFAULT_LIMITS, MIB
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.services.limits import DEFAULT_LIMITS, MIB
 from opengradient.legacy import LLM_CHAT_REQUEST, RUN_LLM_CHAT_SELECTOR
 from opengradient.networks import INFERENCE_CONTRACT_ADDRESS
 from tests.reliability.chainview import ChainView

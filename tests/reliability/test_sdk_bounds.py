@@ -25,8 +25,8 @@ import pytest
 import opengradient as og
 from opengradient.client.payments import MAX_PAYMENT_VALIDITY_SECONDS
 from opengradient.client.tee import canonical_chat_request, output_hash, request_hash
-from opengradient.devnet.llm.enclave import Enclave
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.services.llm.enclave import Enclave
 
 CAP = 10**16
 

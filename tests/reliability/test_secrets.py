@@ -35,10 +35,10 @@ from eth_account import Account
 
 import opengradient as og
 from opengradient.client.llm import TextGenerationStream
-from opengradient.devnet.hub import DEV_EMAIL, DEV_PASSWORD
-from opengradient.devnet.keys import dev_accounts
+from opengradient.devnet.chain.keys import dev_accounts
 from opengradient.devnet.node import Devnet
-from opengradient.devnet.twins import DEVNET_TWINS_API_KEY
+from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD
+from opengradient.devnet.services.twins import DEVNET_TWINS_API_KEY
 from opengradient.errors import (
     AuthenticationError,
     ConfigurationError,

@@ -22,9 +22,10 @@ import pytest
 from x402.http.utils import encode_payment_signature_header
 
 from opengradient.client.tee import output_hash
-from opengradient.devnet.llm.reference import ReferenceModel
-from opengradient.devnet.llm.upstream import Completion, Delta, Upstream, UpstreamRouter
 from opengradient.devnet.node import Devnet
+from opengradient.devnet.services.llm.completions import Completion, Delta, Upstream
+from opengradient.devnet.services.llm.reference import ReferenceModel
+from opengradient.devnet.services.llm.upstream import UpstreamRouter
 from tests.devnet.test_gateway import CHAT, chat_body, header_json, required, sse_events, x402_client
 
 

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 import opengradient as og
-from opengradient.devnet.deploy import PERMIT2_ADDRESS
+from opengradient.devnet.chain.deploy import PERMIT2_ADDRESS
 from opengradient.devnet.node import Devnet
 from tests.payers import (
     CHAT,
