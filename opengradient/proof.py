@@ -8,6 +8,7 @@ responses.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -84,7 +85,17 @@ class Proof:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Proof:
-        """Rebuild a proof saved with `to_dict`; unknown keys are ignored."""
+    def from_dict(cls, data: Mapping[str, Any]) -> Proof:
+        """Rebuild a proof of any kind from `to_dict()` data, or from the plain dict a framework
+        made of it (a LangGraph checkpoint stores a tool's proof artifact as one).
+
+        `Proof.from_dict` gives the right class for the data: a workflow-result proof (it has
+        `evidence`) comes back as `opengradient.alphasense.WorkflowResultProof`, whose `verify()`
+        checks what it proves; anything else as a `Proof`. Unknown keys are ignored.
+        """
+        if cls is Proof and "evidence" in data:
+            from opengradient.alphasense.proofs import WorkflowResultProof
+
+            return WorkflowResultProof.from_dict(data)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -4,8 +4,9 @@ Both run every model call through `client.llm` (x402-paid, TEE-verified) and han
 proof of each answer:
 
 - LangChain (`pip install 'opengradient[langchain]'`): `OpenGradientChatModel`, a
-  `BaseChatModel` that LangChain and LangGraph use like any other chat model, and
-  `langchain_adapter(...)`, the 0.7.4 factory that returns one.
+  `BaseChatModel` that LangChain and LangGraph use like any other chat model (`create_agent`
+  takes it as its model), `init_chat_model(...)`, LangChain's `init_chat_model` that also knows
+  `"opengradient:<model>"`, and `langchain_adapter(...)`, the 0.7.4 factory that returns one.
 - OpenAI Agents (`pip install 'opengradient[agents]'`): `OpenGradientModel`, an `agents.Model`,
   and `OpenGradientModelProvider`, an `agents.ModelProvider` for
   `RunConfig(model_provider=...)`. No OpenAI key is needed.
@@ -20,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opengradient.agents.langchain_model import OpenGradientChatModel, langchain_adapter
+    from opengradient.agents.langchain_model import OpenGradientChatModel, init_chat_model, langchain_adapter
     from opengradient.agents.openai_agents import (
         OpenGradientModel,
         OpenGradientModelProvider,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "OpenGradientChatModel": "opengradient.agents.langchain_model",
+    "init_chat_model": "opengradient.agents.langchain_model",
     "langchain_adapter": "opengradient.agents.langchain_model",
     "OpenGradientModel": "opengradient.agents.openai_agents",
     "OpenGradientModelProvider": "opengradient.agents.openai_agents",
@@ -46,5 +48,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["OpenGradientChatModel", "OpenGradientModel", "OpenGradientModelProvider", "langchain_adapter",
-           "openai_agents_model"]
+__all__ = ["OpenGradientChatModel", "OpenGradientModel", "OpenGradientModelProvider", "init_chat_model",
+           "langchain_adapter", "openai_agents_model"]

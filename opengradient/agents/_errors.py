@@ -47,7 +47,7 @@ def _langchain_class(exc: OpenGradientError) -> type | None:
             return lc.ModelAPIError
         if exc.status_code in (400, 413, 422):
             text = str(exc.message).lower()
-            if "model" in text and ("unknown" in text or "not found" in text or "does not serve" in text):
+            if "unknown model" in text or "model not found" in text or "does not serve" in text:
                 return lc.ModelNotFoundError
             if "context" in text and ("length" in text or "window" in text):
                 return lc.ContextOverflowError

@@ -15,6 +15,15 @@ Each model call is one `client.llm.achat` (x402-paid, TEE-verified): function to
 response format) all work, and `stream_response` turns the SDK's stream into Responses-API
 events that end in `response.completed`. No OpenAI key is used.
 
+Nothing an agent asks for is dropped: `ModelSettings` are sent as the chat request's fields
+(`top_p`, penalties, `parallel_tool_calls`, `reasoning.effort` as `reasoning_effort`, `metadata`,
+`store`, `verbosity`, `top_logprobs`, `extra_body`, `extra_args`; the gateway refuses those it does
+not take), the runner applies `timeout` and `retry`, and settings with no form in a chat request (`truncation`,
+`response_include`, `extra_headers`, `extra_query`, prompt-cache and context-management options,
+reusable `prompt`s) are refused with `UserError`, as are content parts OpenAI's chat format cannot
+carry. Images, files and audio go in user messages; a tool output holding media becomes a tool
+message followed by a user message with the media (tool messages carry text only).
+
 Proofs: every `ModelResponse.response_id` is the gateway's response id, and
 `model.proof_for(response_id)` (or `provider.proof_for(...)`) returns that answer's `og.Proof`;
 `model.last_output` is the latest verified `og.TextGenerationOutput`.
@@ -83,7 +92,18 @@ if TYPE_CHECKING:
     from opengradient.proof import Proof
 
 DEFAULT_MODEL = TEE_LLM.GPT_4O.value
-DEFAULT_MAX_TOKENS = 1024
+#: `extra_args` keys that are OpenGradient's own options, not request fields.
+_OWN_ARGS = ("x402_settlement_mode", "stop")
+#: `ModelSettings` that have no form in a chat request, with what to do instead.
+_REFUSED_SETTINGS = {
+    "truncation": "the gateway keeps no conversation to truncate",
+    "response_include": "it is a Responses API option",
+    "prompt_cache_retention": "it is OpenAI's prompt-cache option",
+    "prompt_cache_options": "it is OpenAI's prompt-cache option",
+    "context_management": "it is a Responses API option",
+    "extra_query": "the gateway's URL takes no query",
+    "extra_headers": "the request's headers carry the payment only",
+}
 #: How many recent answers a model remembers the proofs of.
 PROOFS_KEPT = 1000
 
@@ -95,10 +115,14 @@ class OpenGradientModel(Model):
     `og.Client`, or None to use `og.global_client`. `temperature`, `max_tokens` and
     `x402_settlement_mode` are defaults that an agent's `ModelSettings` override
     (`extra_args={"x402_settlement_mode": …, "stop": […]}` for the gateway's own options).
+
+    Defaults follow the Agents SDK's: `max_tokens=None` sends none, so the gateway's default
+    applies (on the devnet: 100 tokens); `temperature` is 0.0, the value the enclave signs when
+    none is sent.
     """
 
     def __init__(self, model: TEE_LLM | str = DEFAULT_MODEL, *, client: Client | None = None,
-                 temperature: float = 0.0, max_tokens: int = DEFAULT_MAX_TOKENS,
+                 temperature: float = 0.0, max_tokens: int | None = None,
                  x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE) -> None:
         self.model = model.value if isinstance(model, TEE_LLM) else str(model)
         self._client = client
@@ -155,10 +179,13 @@ class OpenGradientModel(Model):
     def _request(self, system_instructions: str | None, input: str | list[TResponseInputItem],
                  model_settings: ModelSettings, tools: list[Tool], output_schema: AgentOutputSchemaBase | None,
                  handoffs: list[Handoff], previous_response_id: str | None = None,
-                 conversation_id: str | None = None) -> dict[str, Any]:
+                 conversation_id: str | None = None, prompt: ResponsePromptParam | None = None) -> dict[str, Any]:
         if previous_response_id or conversation_id:
             raise UserError("OpenGradient's gateway keeps no conversation state: run without "
                             "previous_response_id / conversation_id (the runner then sends the history)")
+        if prompt is not None:
+            raise UserError("OpenGradientModel cannot use a reusable prompt (`prompt`): prompts are stored on "
+                            "OpenAI's Responses API; put the instructions in the agent instead")
         messages: list[dict[str, Any]] = []
         if system_instructions:
             messages.append({"role": "system", "content": system_instructions})
@@ -167,12 +194,13 @@ class OpenGradientModel(Model):
         request: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "max_tokens": model_settings.max_tokens or self.max_tokens,
+            "max_tokens": self.max_tokens if model_settings.max_tokens is None else model_settings.max_tokens,
             "temperature": self.temperature if model_settings.temperature is None else model_settings.temperature,
             "x402_settlement_mode": extra.pop("x402_settlement_mode", None) or self.x402_settlement_mode,
         }
-        if extra.get("stop"):
-            request["stop_sequence"] = extra.pop("stop")
+        stop = extra.pop("stop", None)
+        if stop:
+            request["stop_sequence"] = stop
         offered = [tool_to_openai(t) for t in tools] + [handoff_to_openai(h) for h in handoffs]
         if offered:
             request["tools"] = offered
@@ -183,6 +211,10 @@ class OpenGradientModel(Model):
             request["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "final_output", "strict": output_schema.is_strict_json_schema(),
                 "schema": output_schema.json_schema()}}
+        body = settings_body(model_settings, tools_offered=bool(offered))
+        body.update(extra)
+        if body:
+            request["extra_body"] = body
         return request
 
     def _span_config(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,7 +233,7 @@ class OpenGradientModel(Model):
                            ) -> ModelResponse:
         """One paid, verified chat; the answer as Responses-API output items."""
         request = self._request(system_instructions, input, model_settings, tools, output_schema, handoffs,
-                                previous_response_id, conversation_id)
+                                previous_response_id, conversation_id, prompt)
         with generation_span(model=self.model, model_config=self._span_config(request),
                              disabled=tracing.is_disabled()) as span:
             output = await self.client.llm.achat(**request)
@@ -224,7 +256,7 @@ class OpenGradientModel(Model):
                               ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream one paid, verified chat as Responses-API events, ending in `response.completed`."""
         request = self._request(system_instructions, input, model_settings, tools, output_schema, handoffs,
-                                previous_response_id, conversation_id)
+                                previous_response_id, conversation_id, prompt)
         with generation_span(model=self.model, model_config=self._span_config(request),
                              disabled=tracing.is_disabled()) as span:
             events = _StreamEvents(self.model)
@@ -256,7 +288,7 @@ class OpenGradientModelProvider(ModelProvider):
     """
 
     def __init__(self, *, client: Client | None = None, default_model: TEE_LLM | str = DEFAULT_MODEL,
-                 temperature: float = 0.0, max_tokens: int = DEFAULT_MAX_TOKENS,
+                 temperature: float = 0.0, max_tokens: int | None = None,
                  x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE) -> None:
         self.client = client
         self.default_model = default_model.value if isinstance(default_model, TEE_LLM) else default_model
@@ -291,6 +323,37 @@ def openai_agents_model(model: TEE_LLM | str = DEFAULT_MODEL, *, client: Client 
 
 
 # -- conversions ------------------------------------------------------------------------------------
+
+
+def settings_body(settings: ModelSettings, *, tools_offered: bool) -> dict[str, Any]:
+    """The chat request fields of `settings` that `client.llm.chat` has no argument for.
+
+    `UserError` for settings with no form in a chat request. `parallel_tool_calls` is sent only
+    with tools (without them no tool is called); `include_usage` needs nothing (usage always
+    comes); `timeout` and `retry` are the runner's own (it bounds and retries the model call).
+    """
+    refused = [f"{name} ({why})" for name, why in _REFUSED_SETTINGS.items() if getattr(settings, name, None)]
+    reasoning = settings.reasoning
+    if reasoning is not None and (getattr(reasoning, "summary", None) or getattr(reasoning, "generate_summary", None)):
+        refused.append("reasoning.summary (reasoning summaries are a Responses API option)")
+    if refused:
+        raise UserError(f"OpenGradientModel cannot send these model settings: {'; '.join(refused)}")
+    body: dict[str, Any] = {}
+    for name in ("top_p", "frequency_penalty", "presence_penalty", "metadata", "store", "verbosity"):
+        value = getattr(settings, name)
+        if value is not None:
+            body[name] = value
+    if settings.parallel_tool_calls is not None and tools_offered:
+        body["parallel_tool_calls"] = settings.parallel_tool_calls
+    if reasoning is not None and reasoning.effort is not None:
+        body["reasoning_effort"] = reasoning.effort
+    if settings.top_logprobs is not None:
+        body.update(logprobs=True, top_logprobs=settings.top_logprobs)
+    if settings.extra_body is not None:
+        if not isinstance(settings.extra_body, Mapping):
+            raise UserError("ModelSettings.extra_body must be a dict of request fields")
+        body.update(settings.extra_body)
+    return body
 
 
 def tool_to_openai(tool: Tool) -> dict[str, Any]:
@@ -347,27 +410,73 @@ def _content_text(content: Any) -> str:
     return "".join(parts)
 
 
-def _user_content(content: Any) -> str | list[dict[str, Any]]:
-    if isinstance(content, str):
-        return content
-    if not any(_get(p, "type") == "input_image" for p in content):
-        return _content_text(content)
-    parts: list[dict[str, Any]] = []
-    for part in content:
-        kind = _get(part, "type")
-        if kind in ("input_text", "text"):
-            parts.append({"type": "text", "text": str(_get(part, "text") or "")})
-        elif kind == "input_image":
-            url = _get(part, "image_url")
-            if not url:
-                raise UserError("OpenGradientModel needs images as URLs or data URLs, not file ids")
-            image: dict[str, Any] = {"url": url}
-            if _get(part, "detail"):
-                image["detail"] = _get(part, "detail")
-            parts.append({"type": "image_url", "image_url": image})
-        else:
-            raise UserError(f"OpenGradientModel cannot send {kind!r} content")
+def _openai_part(part: Any) -> dict[str, Any]:
+    """One Responses-API input part (or a raw chat part) as OpenAI's chat content part; `UserError`
+    for a part with no such form (a file id or URL: the gateway keeps and fetches no files)."""
+    kind = _get(part, "type")
+    if kind in ("input_text", "text", "output_text"):
+        return {"type": "text", "text": str(_get(part, "text") or "")}
+    if kind == "refusal":
+        return {"type": "text", "text": str(_get(part, "refusal") or "")}
+    if kind == "input_image":
+        url = _get(part, "image_url")
+        if not url:
+            raise UserError("OpenGradientModel needs images as URLs or data URLs, not file ids")
+        image: dict[str, Any] = {"url": url}
+        if _get(part, "detail"):
+            image["detail"] = _get(part, "detail")
+        return {"type": "image_url", "image_url": image}
+    if kind == "image_url":
+        image_url = _get(part, "image_url")
+        image = dict(image_url) if isinstance(image_url, Mapping) else {"url": image_url}
+        return {"type": "image_url", "image_url": image}
+    if kind == "input_file":
+        if not _get(part, "file_data"):
+            raise UserError("OpenGradientModel sends files as file_data; a file id or file_url has no form in "
+                            "OpenAI's chat format (the gateway keeps and fetches no files)")
+        file: dict[str, Any] = {"file_data": _get(part, "file_data")}
+        if _get(part, "filename"):
+            file["filename"] = _get(part, "filename")
+        return {"type": "file", "file": file}
+    if kind == "input_audio":
+        audio = _get(part, "input_audio")
+        return {"type": "input_audio", "input_audio": {"data": _get(audio, "data"), "format": _get(audio, "format")}}
+    raise UserError(f"OpenGradientModel cannot send {kind!r} content: it has no form in OpenAI's chat format")
+
+
+def _content(content: Any, role: str) -> str | list[dict[str, Any]]:
+    """Message content for `role`: text stays a string; media becomes content parts, in user
+    messages only (OpenAI's chat format carries media nowhere else)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = [_openai_part(part) for part in content]
+    if all(part["type"] == "text" for part in parts):
+        return "".join(part["text"] for part in parts)
+    if role != "user":
+        raise UserError(f"OpenGradientModel cannot send media in a {role} message: OpenAI's chat format carries "
+                        "media in user messages only")
     return parts
+
+
+def _tool_output(call_id: Any, output: Any) -> list[dict[str, Any]]:
+    """A function call's output: a tool message, then (when it holds media) a user message with the
+    media, since OpenAI's chat format carries only text in tool messages."""
+    if isinstance(output, str):
+        return [{"role": "tool", "tool_call_id": call_id, "content": output}]
+    parts = output if isinstance(output, list) else [output]
+    if not all(_get(p, "type") in _INPUT_PARTS for p in parts):
+        return [{"role": "tool", "tool_call_id": call_id, "content": json.dumps(output, default=str)}]
+    converted = [_openai_part(p) for p in parts]
+    text = "".join(p["text"] for p in converted if p["type"] == "text")
+    media = [p for p in converted if p["type"] != "text"]
+    if not media:
+        return [{"role": "tool", "tool_call_id": call_id, "content": text}]
+    return [{"role": "tool", "tool_call_id": call_id, "content": text or "(the result is in the next message)"},
+            {"role": "user", "content": media}]
+
+
+_INPUT_PARTS = frozenset({"input_text", "text", "output_text", "input_image", "image_url", "input_file",
+                          "input_audio"})
 
 
 def items_to_messages(input: str | Iterable[Any]) -> list[dict[str, Any]]:
@@ -388,7 +497,8 @@ def items_to_messages(input: str | Iterable[Any]) -> list[dict[str, Any]]:
         role = _get(item, "role")
         if kind in (None, "message") and role is not None:
             if role == "assistant":
-                text = _content_text(_get(item, "content"))
+                text = _content(_get(item, "content"), "assistant")
+                assert isinstance(text, str)
                 if assistant is None:
                     assistant = {"role": "assistant", "content": text}
                 else:
@@ -396,9 +506,9 @@ def items_to_messages(input: str | Iterable[Any]) -> list[dict[str, Any]]:
                 continue
             flush()
             if role in ("system", "developer"):
-                messages.append({"role": "system", "content": _content_text(_get(item, "content"))})
+                messages.append({"role": "system", "content": _content(_get(item, "content"), "system")})
             elif role == "user":
-                messages.append({"role": "user", "content": _user_content(_get(item, "content"))})
+                messages.append({"role": "user", "content": _content(_get(item, "content"), "user")})
             else:
                 raise UserError(f"OpenGradientModel cannot send a message with role {role!r}")
         elif kind == "function_call":
@@ -409,9 +519,7 @@ def items_to_messages(input: str | Iterable[Any]) -> list[dict[str, Any]]:
                 "function": {"name": _get(item, "name"), "arguments": _get(item, "arguments") or "{}"}})
         elif kind == "function_call_output":
             flush()
-            output = _get(item, "output")
-            text = output if isinstance(output, str) else (_content_text(output) or json.dumps(output))
-            messages.append({"role": "tool", "tool_call_id": _get(item, "call_id"), "content": text})
+            messages += _tool_output(_get(item, "call_id"), _get(item, "output"))
         elif kind in ("reasoning", "item_reference", "compaction"):
             continue  # nothing the gateway's models take back
         else:

@@ -29,9 +29,8 @@ the proof has `evidence="read"`: no transaction, only that the contract held thi
 node that keeps old state. Either way `kind` is `"onchain"`.
 
 `WorkflowResultProof` is a `Proof` with two more fields (`evidence`, `read_block`). Rebuild a
-saved one with `WorkflowResultProof.from_dict` or `proof_from_dict`: `Proof.from_dict` drops the
-extra fields and gives a plain on-chain proof, whose `verify()` then fails (the transaction is
-not a call to the inference contract) rather than passing.
+saved one (or the plain dict a LangGraph checkpoint makes of it) with `og.Proof.from_dict`, which
+returns a `WorkflowResultProof` for data with `evidence`; `proof_from_dict` is the same function.
 
 **Where proofs go.** A LangChain tool returns its proof as the `ToolMessage` artifact. An OpenAI
 Agents tool and a Swarm function keep theirs in a `ProofLog` at `tool.proofs` (one shared log
@@ -189,9 +188,8 @@ class WorkflowResultProof(Proof):
 
 
 def proof_from_dict(data: dict[str, Any]) -> Proof:
-    """Rebuild a proof saved with `to_dict()`: a `WorkflowResultProof` when it has `evidence`."""
-    if "evidence" in data:
-        return WorkflowResultProof.from_dict(data)
+    """Rebuild a proof saved with `to_dict()`: a `WorkflowResultProof` when it has `evidence`
+    (the same as `og.Proof.from_dict`)."""
     return Proof.from_dict(data)
 
 

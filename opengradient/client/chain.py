@@ -147,6 +147,24 @@ class _DriverBase:
             tx["to"] = step.to
         return tx
 
+    def _status_delay(self, response: Any, attempt: int) -> float | None:
+        """Seconds to wait before sending again a request answered `response`, or None to keep the
+        answer: 408, 429 and 5xx are retried as OpenAI's clients do, after the server's
+        `Retry-After` (up to a minute) or the usual backoff. Resending is safe for paid requests:
+        the request carries the same payment authorization, which settles at most once."""
+        status = getattr(response, "status_code", 0)
+        if status not in (408, 429) and status < 500:
+            return None
+        headers = response.headers
+        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+            try:
+                wait = float(headers.get(name, "")) * scale
+            except ValueError:
+                continue
+            if 0 <= wait <= 60:
+                return wait
+        return self._backoff(attempt)
+
     def _backoff(self, attempt: int) -> float:
         """Seconds before retry `attempt`: exponential up to 2 s, with jitter (between half and all of
         it) so that clients failing together do not retry in lockstep."""
@@ -198,18 +216,25 @@ class SyncDriver(_DriverBase):
                         response.read()  # errors are small JSON bodies: read them, free the connection
                         response.close()
                     return response
-            return self._retrying(send, retries)
+            return self._retrying(send, retries, statuses=True)
         time.sleep(step.seconds)
         return None
 
-    def _retrying(self, fn: Any, retries: int) -> Any:
+    def _retrying(self, fn: Any, retries: int, *, statuses: bool = False) -> Any:
+        """`fn()`, tried again on network errors (and, with `statuses`, on retryable statuses)."""
         for attempt in range(retries + 1):
             try:
-                return fn()
+                result = fn()
             except NetworkError:
                 if attempt == retries:
                     raise
                 time.sleep(self._backoff(attempt))
+                continue
+            delay = self._status_delay(result, attempt) if statuses and attempt < retries else None
+            if delay is None:
+                return result
+            result.close()
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _send(self, step: SendTx, retries: int) -> str:
@@ -306,18 +331,25 @@ class AsyncDriver(_DriverBase):
                         await response.aread()
                         await response.aclose()
                     return response
-            return await self._retrying(send, retries)
+            return await self._retrying(send, retries, statuses=True)
         await asyncio.sleep(step.seconds)
         return None
 
-    async def _retrying(self, fn: Any, retries: int) -> Any:
+    async def _retrying(self, fn: Any, retries: int, *, statuses: bool = False) -> Any:
+        """Async twin of `SyncDriver._retrying`."""
         for attempt in range(retries + 1):
             try:
-                return await fn()
+                result = await fn()
             except NetworkError:
                 if attempt == retries:
                     raise
                 await asyncio.sleep(self._backoff(attempt))
+                continue
+            delay = self._status_delay(result, attempt) if statuses and attempt < retries else None
+            if delay is None:
+                return result
+            await result.aclose()
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     async def _send(self, step: SendTx, retries: int) -> str:

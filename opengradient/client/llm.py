@@ -75,6 +75,9 @@ if TYPE_CHECKING:
 TeeTrust = Literal["registry", "gateway", "off"]
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _TOOL_CHOICES = {"auto", "none", "required"}
+#: Body fields `chat_body` builds from its own arguments.
+_CHAT_ARGUMENTS = frozenset({"model", "messages", "max_tokens", "temperature", "stop", "tools", "tool_choice",
+                             "response_format", "stream", "stream_options"})
 _MAX_TOKENS = 1_000_000  # what gateways accept; more is always a mistake
 _GET_ACTIVE_TEES_SIGNATURE = "getActiveTEEs(uint8)"
 _TEE_INFO = "(address,address,string,bytes,bytes,bytes32,uint8,bool,uint256,uint256)"
@@ -142,8 +145,10 @@ def _check_json(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_common(max_tokens: Any, temperature: Any, stop: Any) -> list[str] | None:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 < max_tokens <= _MAX_TOKENS:
-        raise InvalidInputError(f"max_tokens must be an integer from 1 to {_MAX_TOKENS}, got {max_tokens!r}")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                   or not 0 < max_tokens <= _MAX_TOKENS):
+        raise InvalidInputError(f"max_tokens must be an integer from 1 to {_MAX_TOKENS} (or None: the "
+                                f"gateway's default), got {max_tokens!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise InvalidInputError(f"temperature must be a number from 0 to 2, got {temperature!r}")
     if stop is None:
@@ -178,13 +183,33 @@ def _check_tools(tools: Any) -> list[dict[str, Any]] | None:
     return [dict(t) for t in tools]
 
 
-def chat_body(model: TEE_LLM | str, messages: Any, *, max_tokens: int = 100, stop_sequence: Any = None,
+def _check_extra_body(extra_body: Any) -> dict[str, Any]:
+    """More request fields, sent as given; those `chat` takes as arguments must come that way, so
+    that one request never says two things."""
+    if extra_body is None:
+        return {}
+    if not isinstance(extra_body, Mapping) or not all(isinstance(k, str) for k in extra_body):
+        raise InvalidInputError("extra_body must be a dict of request fields, such as {'top_p': 0.9}")
+    clash = sorted(set(extra_body) & _CHAT_ARGUMENTS)
+    if clash:
+        raise InvalidInputError(f"extra_body sets {', '.join(clash)}, which chat takes as its own arguments",
+                                hint="pass them as arguments of chat (stop as stop_sequence)")
+    return dict(extra_body)
+
+
+def chat_body(model: TEE_LLM | str, messages: Any, *, max_tokens: int | None = 100, stop_sequence: Any = None,
               temperature: float = 0.0, tools: Any = None, tool_choice: Any = None, stream: bool = False,
-              response_format: Any = None) -> dict[str, Any]:
-    """Validate chat arguments and build the request body (raises before any I/O)."""
+              response_format: Any = None, extra_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validate chat arguments and build the request body (raises before any I/O).
+
+    `max_tokens=None` leaves the limit (and so the price) to the gateway's default. `extra_body`
+    adds gateway request fields (`top_p`, `seed`, `parallel_tool_calls`, …) as they are.
+    """
     stops = _check_common(max_tokens, temperature, stop_sequence)
     body: dict[str, Any] = {"model": model_name(model), "messages": _check_messages(messages),
-                            "max_tokens": max_tokens, "temperature": float(temperature)}
+                            "temperature": float(temperature)}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     if stops:
         body["stop"] = stops
     checked_tools = _check_tools(tools)
@@ -197,6 +222,7 @@ def chat_body(model: TEE_LLM | str, messages: Any, *, max_tokens: int = 100, sto
         if not isinstance(response_format, Mapping) or "type" not in response_format:
             raise InvalidInputError("response_format must be a dict such as {'type': 'json_object'}")
         body["response_format"] = dict(response_format)
+    body.update(_check_extra_body(extra_body))
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -209,8 +235,9 @@ def completion_body(model: TEE_LLM | str, prompt: Any, *, max_tokens: int = 100,
     if not isinstance(prompt, str) or not prompt:
         raise InvalidInputError("prompt must be a non-empty string")
     stops = _check_common(max_tokens, temperature, stop_sequence)
-    body: dict[str, Any] = {"model": model_name(model), "prompt": prompt, "max_tokens": max_tokens,
-                            "temperature": float(temperature)}
+    body: dict[str, Any] = {"model": model_name(model), "prompt": prompt, "temperature": float(temperature)}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     if stops:
         body["stop"] = stops
     return _check_json(body)
@@ -278,30 +305,34 @@ class LLM:
     # -- public API -------------------------------------------------------------------------
 
     @overload
-    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
              stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              stream: Literal[False] = False, response_format: dict[str, Any] | None = None,
-             ) -> TextGenerationOutput: ...
+             extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput: ...
 
     @overload
-    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
              stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              *, stream: Literal[True], response_format: dict[str, Any] | None = None,
-             ) -> TextGenerationStream: ...
+             extra_body: Mapping[str, Any] | None = None) -> TextGenerationStream: ...
 
-    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+    def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
              stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              stream: bool = False, response_format: dict[str, Any] | None = None,
-             ) -> TextGenerationOutput | TextGenerationStream:
-        """Chat with `model`; with `stream=True` returns an iterator of `StreamChunk`s."""
+             extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput | TextGenerationStream:
+        """Chat with `model`; with `stream=True` returns an iterator of `StreamChunk`s.
+
+        `max_tokens=None` leaves the limit to the gateway's default; `extra_body` adds more request
+        fields as they are (`{"top_p": 0.9, "seed": 7}`): the gateway refuses those it does not take.
+        """
         call = self._chat_call(model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-                               x402_settlement_mode, stream, response_format)
+                               x402_settlement_mode, stream, response_format, extra_body)
         if stream:
             response, payment = self._sync.run(self._open_flow(call, stream=True))
             reopen = (lambda: self._sync.run(self._reopen_flow(call, payment))) if payment is not None else None
@@ -310,30 +341,30 @@ class LLM:
         return self._sync.run(self._complete_flow(call))
 
     @overload
-    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
              stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              stream: Literal[False] = False, response_format: dict[str, Any] | None = None,
-             ) -> TextGenerationOutput: ...
+             extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput: ...
 
     @overload
-    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
              stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              *, stream: Literal[True], response_format: dict[str, Any] | None = None,
-             ) -> AsyncTextGenerationStream: ...
+             extra_body: Mapping[str, Any] | None = None) -> AsyncTextGenerationStream: ...
 
-    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int = 100,
+    async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
                     stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
                     tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
                     x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
                     stream: bool = False, response_format: dict[str, Any] | None = None,
-                    ) -> TextGenerationOutput | AsyncTextGenerationStream:
+                    extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput | AsyncTextGenerationStream:
         """Async twin of `chat`; with `stream=True` returns an async iterator of chunks."""
         call = self._chat_call(model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-                               x402_settlement_mode, stream, response_format)
+                               x402_settlement_mode, stream, response_format, extra_body)
         if stream:
             response, payment = await self._async.run(self._open_flow(call, stream=True))
             areopen = (lambda: self._async.run(self._reopen_flow(call, payment))) if payment is not None else None
@@ -407,10 +438,12 @@ class LLM:
 
     # -- building calls ---------------------------------------------------------------------
 
-    def _chat_call(self, model: TEE_LLM | str, messages: Any, max_tokens: int, stop: Any, temperature: float,
-                   tools: Any, tool_choice: Any, mode: Any, stream: bool, response_format: Any) -> _Call:
+    def _chat_call(self, model: TEE_LLM | str, messages: Any, max_tokens: int | None, stop: Any,
+                   temperature: float, tools: Any, tool_choice: Any, mode: Any, stream: bool, response_format: Any,
+                   extra_body: Mapping[str, Any] | None) -> _Call:
         body = chat_body(model, messages, max_tokens=max_tokens, stop_sequence=stop, temperature=temperature,
-                         tools=tools, tool_choice=tool_choice, stream=stream, response_format=response_format)
+                         tools=tools, tool_choice=tool_choice, stream=stream, response_format=response_format,
+                         extra_body=extra_body)
         base = self._network.llm_streaming_server_url if stream else self._network.llm_server_url
         return _Call("chat", body, f"{base.rstrip('/')}/v1/chat/completions", settlement_header(mode))
 
@@ -711,7 +744,8 @@ class LLM:
 
 def allowed_tool_calls(request: Mapping[str, Any], calls: Any) -> None:
     """Refuse tool calls the request did not allow: no tools offered, `tool_choice` "none", a
-    function it did not offer, or another than the one it forced. `VerificationError` otherwise."""
+    function it did not offer, another than the one it forced, or several where
+    `parallel_tool_calls` is false. `VerificationError` otherwise."""
     offered = {str((t.get("function") or {}).get("name")) for t in request.get("tools") or []
                if isinstance(t, Mapping)}
     if not offered:
@@ -723,6 +757,9 @@ def allowed_tool_calls(request: Mapping[str, Any], calls: Any) -> None:
     forced = (choice.get("function") or {}).get("name") if isinstance(choice, Mapping) else None
     if not isinstance(calls, list) or not calls:
         raise VerificationError("the response says it called tools (finish_reason 'tool_calls') but carries none")
+    if request.get("parallel_tool_calls") is False and len(calls) > 1:
+        raise VerificationError(f"the response calls {len(calls)} tools but the request's parallel_tool_calls "
+                                "is false")
     for call in calls:
         function = call.get("function") if isinstance(call, Mapping) else None
         name = function.get("name") if isinstance(function, Mapping) else None

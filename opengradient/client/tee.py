@@ -61,13 +61,17 @@ def _temperature(body: Mapping[str, Any]) -> float:
 
 
 def canonical_chat_request(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The hashed part of a chat request body (`tool_choice` and `stream` are not hashed)."""
+    """The hashed part of a chat request body.
+
+    Other fields (`tool_choice`, `stream`, sampling options such as `top_p`) are sent but not
+    hashed: a response's signature does not vouch for them.
+    """
     canonical: dict[str, Any] = {
         "model": body.get("model"),
         "messages": [normalize_message(m) for m in body.get("messages") or []],
         "temperature": _temperature(body),
     }
-    for key in ("max_tokens", "stop", "tools", "response_format"):
+    for key in ("max_tokens", "stop", "tools", "response_format", "web_search"):
         if body.get(key) is not None:
             canonical[key] = body[key]
     return canonical

@@ -3,11 +3,17 @@
 The app runs on one private event-loop thread, so sync callers (which have no loop) and async
 callers (on any loop) talk to the same app instance, and responses stream chunk by chunk — an
 SSE stream arrives as it is produced, unlike `httpx.ASGITransport`, which buffers whole bodies.
+
+The client's read timeout holds as over a socket: waiting longer than it for the response's head
+or for its next chunk raises `httpx.ReadTimeout`. A client that gives up (a timeout, or closing a
+response before its end) disconnects: the app's `receive()` then says `http.disconnect`, as a
+server's would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from concurrent.futures import Future
@@ -30,6 +36,7 @@ class _Exchange:
         self.head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = (
             asyncio.get_running_loop().create_future())
         self.chunks: asyncio.Queue[Any] = asyncio.Queue()
+        self.disconnected = asyncio.Event()  # the client gave up: `receive()` says so
         self.task: asyncio.Task[None] | None = None  # keeps the app task referenced
 
 
@@ -88,7 +95,8 @@ class ASGIBridge:
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if sent:
-                await asyncio.Event().wait()  # no disconnect: the client reads to the end
+                await exchange.disconnected.wait()
+                return {"type": "http.disconnect"}
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
@@ -117,6 +125,39 @@ class ASGIBridge:
         exchange.task = asyncio.get_running_loop().create_task(run())
         return exchange
 
+    def disconnect(self, exchange: _Exchange) -> None:
+        """Tell the app the client left (thread-safe)."""
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(exchange.disconnected.set)
+
+    def wait(self, exchange: _Exchange, coro: Awaitable[T], timeout: float | None, request: httpx.Request) -> T:
+        """Block on `coro` for at most `timeout` seconds; past it the client disconnects and
+        `httpx.ReadTimeout` is raised, as from a socket."""
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            self.disconnect(exchange)
+            raise httpx.ReadTimeout(f"the devnet did not answer within {timeout} s", request=request) from None
+
+    async def await_(self, exchange: _Exchange, coro: Awaitable[T], timeout: float | None,
+                     request: httpx.Request) -> T:
+        """Async twin of `wait`."""
+        future = asyncio.wrap_future(self.submit(coro))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            self.disconnect(exchange)
+            raise httpx.ReadTimeout(f"the devnet did not answer within {timeout} s", request=request) from None
+
+
+def _read_timeout(request: httpx.Request) -> float | None:
+    """The read timeout the client set for `request` (None: wait as long as it takes)."""
+    timeout = request.extensions.get("timeout") or {}
+    value = timeout.get("read") if isinstance(timeout, dict) else None
+    return float(value) if value is not None else None
+
 
 def _chunk_or_raise(item: Any) -> bytes | None:
     if item is _END:
@@ -127,32 +168,47 @@ def _chunk_or_raise(item: Any) -> bytes | None:
 
 
 class _SyncStream(httpx.SyncByteStream):
-    def __init__(self, bridge: ASGIBridge, exchange: _Exchange) -> None:
-        self._bridge, self._exchange = bridge, exchange
+    def __init__(self, bridge: ASGIBridge, exchange: _Exchange, request: httpx.Request) -> None:
+        self._bridge, self._exchange, self._request = bridge, exchange, request
+        self._ended = False
 
     def __iter__(self) -> Iterator[bytes]:
+        timeout = _read_timeout(self._request)
         while True:
-            chunk = _chunk_or_raise(self._bridge.submit(self._exchange.chunks.get()).result())
+            item = self._bridge.wait(self._exchange, self._exchange.chunks.get(), timeout, self._request)
+            chunk = _chunk_or_raise(item)
             if chunk is None:
+                self._ended = True
                 return
             yield chunk
+
+    def close(self) -> None:
+        if not self._ended:  # closed before the end: the client left
+            self._bridge.disconnect(self._exchange)
 
 
 class _AsyncStream(httpx.AsyncByteStream):
-    def __init__(self, bridge: ASGIBridge, exchange: _Exchange) -> None:
-        self._bridge, self._exchange = bridge, exchange
+    def __init__(self, bridge: ASGIBridge, exchange: _Exchange, request: httpx.Request) -> None:
+        self._bridge, self._exchange, self._request = bridge, exchange, request
+        self._ended = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        timeout = _read_timeout(self._request)
         while True:
-            item = await asyncio.wrap_future(self._bridge.submit(self._exchange.chunks.get()))
+            item = await self._bridge.await_(self._exchange, self._exchange.chunks.get(), timeout, self._request)
             chunk = _chunk_or_raise(item)
             if chunk is None:
+                self._ended = True
                 return
             yield chunk
 
+    async def aclose(self) -> None:
+        if not self._ended:
+            self._bridge.disconnect(self._exchange)
+
 
 async def _head(exchange: _Exchange) -> tuple[int, list[tuple[bytes, bytes]]]:
-    return await exchange.head
+    return await asyncio.shield(exchange.head)  # a client's timeout must not cancel the app's answer
 
 
 class _SyncTransport(httpx.BaseTransport):
@@ -165,8 +221,8 @@ class _SyncTransport(httpx.BaseTransport):
         if handler is not None:
             return httpx.Response(200, headers={"content-type": "application/json"}, content=handler(body))
         exchange = self._bridge.submit(self._bridge.start_exchange(request, body)).result()
-        status, headers = self._bridge.submit(_head(exchange)).result()
-        return httpx.Response(status, headers=headers, stream=_SyncStream(self._bridge, exchange))
+        status, headers = self._bridge.wait(exchange, _head(exchange), _read_timeout(request), request)
+        return httpx.Response(status, headers=headers, stream=_SyncStream(self._bridge, exchange, request))
 
 
 class _AsyncTransport(httpx.AsyncBaseTransport):
@@ -181,5 +237,5 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
             return httpx.Response(200, headers={"content-type": "application/json"}, content=content)
         exchange = await asyncio.wrap_future(
             self._bridge.submit(self._bridge.start_exchange(request, body)))
-        status, headers = await asyncio.wrap_future(self._bridge.submit(_head(exchange)))
-        return httpx.Response(status, headers=headers, stream=_AsyncStream(self._bridge, exchange))
+        status, headers = await self._bridge.await_(exchange, _head(exchange), _read_timeout(request), request)
+        return httpx.Response(status, headers=headers, stream=_AsyncStream(self._bridge, exchange, request))

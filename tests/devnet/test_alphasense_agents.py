@@ -228,9 +228,13 @@ def test_a_tampered_workflow_proof_fails(devnet: Devnet, change: dict[str, Any])
         dataclasses.replace(proof, **change).verify(devnet.client)
 
 
-def test_a_workflow_proof_read_as_a_plain_proof_does_not_pass(devnet: Devnet) -> None:
+def test_proof_from_dict_rebuilds_a_workflow_proof_and_a_plain_one_does_not_pass(devnet: Devnet) -> None:
     _, proof = read_workflow_result_with_proof(VOLATILITY.contract_address, devnet.client)
-    plain = og.Proof.from_dict(proof.to_dict())
+    restored = og.Proof.from_dict(proof.to_dict())
+    assert type(restored) is WorkflowResultProof and restored == proof and restored.verify(devnet.client)
+    # stripped of what makes it a workflow proof, it is checked as on-chain inference, and fails
+    plain = og.Proof.from_dict({k: v for k, v in proof.to_dict().items() if k not in ("evidence", "read_block")})
+    assert type(plain) is og.Proof
     with pytest.raises(og.VerificationError):
         plain.verify(devnet.client)
 

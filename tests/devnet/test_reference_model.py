@@ -413,11 +413,30 @@ async def test_answers_in_text_after_a_tool_result() -> None:
     messages: list[dict[str, Any]] = [
         *SEED_MESSAGES, {"role": "assistant", "content": None, "tool_calls": first.tool_calls},
                 {"role": "tool", "tool_call_id": first.tool_calls[0]["id"], "content": result}]
-    for choice in ("auto", "required"):
-        reply = await answer(messages, tools=[WEATHER_TOOL], tool_choice=choice)
-        assert reply == f"The result of get_current_weather is: {result}"
+    reply = await answer(messages, tools=[WEATHER_TOOL], tool_choice="auto")
+    assert reply == f"The result of get_current_weather is: {result}"
     streamed = assemble(await collect(MODEL.stream_chat(chat_request(messages, tools=[WEATHER_TOOL]))))
     assert streamed[0] == reply and streamed[1] is None and streamed[2] == "stop"
+
+
+async def test_a_forced_tool_choice_after_a_tool_result_calls_a_tool() -> None:
+    """As a provider must: `required` calls a tool not called yet in the turn (the one left when
+    every tool was), a named choice calls that tool; arguments come from question and results."""
+    report = {"type": "function", "function": {"name": "WeatherReport", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}, "temperature": {"type": "integer"}},
+        "required": ["city", "temperature"]}}}
+    first = await MODEL.chat(chat_request(SEED_MESSAGES, tools=[WEATHER_TOOL, report], tool_choice="auto"))
+    assert first.tool_calls and first.tool_calls[0]["function"]["name"] == "get_current_weather"
+    messages: list[dict[str, Any]] = [
+        *SEED_MESSAGES, {"role": "assistant", "content": None, "tool_calls": first.tool_calls},
+        {"role": "tool", "tool_call_id": first.tool_calls[0]["id"], "content": "It is 72 degrees."}]
+    for choice in ("required", {"type": "function", "function": {"name": "WeatherReport"}}):
+        forced = await MODEL.chat(chat_request(messages, tools=[WEATHER_TOOL, report], tool_choice=choice))
+        assert forced.finish_reason == "tool_calls" and forced.tool_calls
+        call = forced.tool_calls[0]["function"]
+        assert call["name"] == "WeatherReport" and json.loads(call["arguments"])["temperature"] == 72
+    again = await MODEL.chat(chat_request(messages, tools=[WEATHER_TOOL], tool_choice="required"))
+    assert again.tool_calls and again.tool_calls[0]["function"]["name"] == "get_current_weather"
 
 
 NESTED_TOOL = {

@@ -9,6 +9,11 @@ Routes (mounted on the devnet app's root):
 - `GET /upto/sessions/{id}` (a session's state and, once settled, its transaction) and
   `DELETE /upto/sessions/{id}` (settle it now; answers when it is on chain).
 
+Validation follows OpenAI's API: besides the core fields the gateway takes OpenAI's other chat
+fields (`top_p`, penalties, `seed`, `parallel_tool_calls`, `metadata`, `web_search`, …, checked
+in `_OPTIONS`) and refuses unknown ones by name; content parts are checked per role (media in
+user messages only, as OpenAI's chat format has it). `faults` fails or stalls requests on purpose.
+
 A paid request goes: validate (400) → price from model and `max_tokens` → 402 with
 `PAYMENT-REQUIRED` when there is no payment → verify the payment (x402 facilitator core,
 simulating the transfer on chain; 402 with x402's error code when refused) → run the upstream
@@ -46,7 +51,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +94,7 @@ from opengradient.devnet.services.llm.facilitator import (
     chain_id_of_network,
     parse_facilitator_request,
 )
+from opengradient.devnet.services.llm.faults import Faults
 from opengradient.devnet.services.llm.payments import (
     DEFAULT_MAX_TOKENS,
     PRICES,
@@ -209,8 +215,98 @@ def _validate_common(body: Any) -> dict[str, Any]:
     return body
 
 
+def _number(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+
+
+def _integer(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _bias_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _number(-100, 100)(v) for k, v in value.items())
+
+
+#: Request fields the gateway takes besides the core ones: each one's check and what it must be.
+#: The reference model answers deterministically, so it ignores the sampling options; it honours
+#: `n` (one answer, the one signed) and `parallel_tool_calls` (it calls one tool at a time).
+_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "top_p": (_number(0, 1), "a number from 0 to 1"),
+    "frequency_penalty": (_number(-2, 2), "a number from -2 to 2"),
+    "presence_penalty": (_number(-2, 2), "a number from -2 to 2"),
+    "seed": (_integer(-(2**63), 2**63 - 1), "an integer"),
+    "n": (lambda v: v == 1 and not isinstance(v, bool), "1 (the enclave signs one answer)"),
+    "logit_bias": (_bias_map, "an object of token ids to numbers from -100 to 100"),
+    "user": (lambda v: isinstance(v, str), "a string"),
+    "metadata": (_string_map, "an object of strings"),
+    "store": (lambda v: isinstance(v, bool), "a boolean"),
+    "service_tier": (lambda v: isinstance(v, str), "a string"),
+    "reasoning_effort": (lambda v: v in ("none", "minimal", "low", "medium", "high", "xhigh"),
+                         "one of none, minimal, low, medium, high, xhigh"),
+    "verbosity": (lambda v: v in ("low", "medium", "high"), "one of low, medium, high"),
+    "prediction": (lambda v: isinstance(v, dict), "an object"),
+    "web_search": (lambda v: isinstance(v, (bool, dict)), "a boolean or an object"),
+    "logprobs": (lambda v: v is False, "false (the gateway's answers carry no log probabilities)"),
+}
+_CHAT_FIELDS = frozenset({"model", "messages", "max_tokens", "temperature", "stream", "stream_options", "stop",
+                          "tools", "tool_choice", "response_format", "parallel_tool_calls", *_OPTIONS})
+_COMPLETION_OPTIONS = ("top_p", "frequency_penalty", "presence_penalty", "seed", "n", "logit_bias", "user")
+_COMPLETION_FIELDS = frozenset({"model", "prompt", "max_tokens", "temperature", "stream", "stream_options", "stop",
+                                *_COMPLETION_OPTIONS})
+#: Fields of OpenAI's API the gateway refuses, and why.
+_REFUSED = {
+    "max_completion_tokens": "use 'max_tokens': the gateway prices a request from it",
+    "functions": "use 'tools'", "function_call": "use 'tool_choice'",
+    "modalities": "the gateway answers in text", "audio": "the gateway answers in text",
+    "top_logprobs": "the gateway's answers carry no log probabilities",
+}
+
+
+def _validate_options(body: dict[str, Any], fields: frozenset[str], options: Any) -> None:
+    """Refuse fields the gateway does not take (OpenAI's API does the same), and malformed options."""
+    for key in body:
+        if key not in fields:
+            why = _REFUSED.get(key) or f"the gateway takes: {', '.join(sorted(fields))}"
+            raise _BadRequestError(f"unknown parameter '{key}' ({why})")
+    for key in options:
+        value = body.get(key)
+        if value is not None and not _OPTIONS[key][0](value):
+            raise _BadRequestError(f"'{key}' must be {_OPTIONS[key][1]}")
+
+
+#: The content parts each role may carry (OpenAI's chat format: media only in user messages).
+_PARTS = {"user": ("text", "image_url", "input_audio", "file"), "assistant": ("text", "refusal")}
+
+
+def _check_part(where: str, part: Any, allowed: tuple[str, ...]) -> None:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind not in allowed:
+        raise _BadRequestError(f"{where} has type {kind!r}; this role's content parts are: {', '.join(allowed)}")
+    if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+        raise _BadRequestError(f"{where} must carry its '{kind}' as a string")
+    if kind == "image_url" and not isinstance((part.get("image_url") or {}).get("url"), str):
+        raise _BadRequestError(f"{where} must be {{'type': 'image_url', 'image_url': {{'url': …}}}}")
+    if kind == "input_audio":
+        audio = part.get("input_audio") or {}
+        if not isinstance(audio.get("data"), str) or audio.get("format") not in ("wav", "mp3"):
+            raise _BadRequestError(f"{where} must be {{'type': 'input_audio', 'input_audio': {{'data': <base64>, "
+                                   "'format': 'wav' or 'mp3'}}")
+    if kind == "file":
+        file = part.get("file") or {}
+        if file.get("file_id") is not None:
+            raise _BadRequestError(f"{where} names a file_id; the gateway keeps no files: send file_data")
+        if not isinstance(file.get("file_data"), str):
+            raise _BadRequestError(f"{where} must be {{'type': 'file', 'file': {{'file_data': <data URL>, "
+                                   "'filename'?}}")
+
+
 def _validate_chat(body: Any) -> dict[str, Any]:
     body = _validate_common(body)
+    _validate_options(body, _CHAT_FIELDS, _OPTIONS)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _BadRequestError("'messages' must be a non-empty list of messages")
@@ -221,6 +317,10 @@ def _validate_chat(body: Any) -> dict[str, Any]:
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
             raise _BadRequestError(f"messages[{i}].content must be a string, a list of parts or null")
+        if isinstance(content, list):
+            allowed = _PARTS.get(message["role"], ("text",))
+            for j, part in enumerate(content):
+                _check_part(f"messages[{i}].content[{j}]", part, allowed)
         calls = message.get("tool_calls")
         if calls is not None and (not isinstance(calls, list) or not all(
                 isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls)):
@@ -241,6 +341,12 @@ def _validate_chat(body: Any) -> dict[str, Any]:
     if tool_choice is not None and not (tool_choice in ("auto", "none", "required")
                                         or isinstance(tool_choice, dict)):
         raise _BadRequestError("'tool_choice' must be 'auto', 'none', 'required' or a function choice")
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool):
+            raise _BadRequestError("'parallel_tool_calls' must be a boolean")
+        if not tools:
+            raise _BadRequestError("'parallel_tool_calls' is only allowed when 'tools' are offered")
     response_format = body.get("response_format")
     if response_format is not None and not isinstance(response_format, dict):
         raise _BadRequestError("'response_format' must be an object")
@@ -249,6 +355,7 @@ def _validate_chat(body: Any) -> dict[str, Any]:
 
 def _validate_completion(body: Any) -> dict[str, Any]:
     body = _validate_common(body)
+    _validate_options(body, _COMPLETION_FIELDS, _COMPLETION_OPTIONS)
     prompt = body.get("prompt")
     if not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
                                         and all(isinstance(p, str) for p in prompt))):
@@ -394,6 +501,8 @@ class LLMGateway:
         self.settlements = SettlementRecorder(payments_chain, operator.private_key, contracts.settlement)
         #: With False the gateway serves without asking for payment (for measuring overheads).
         self.require_payment = True
+        #: Failures and stalls to produce on purpose, for testing clients (`faults.py`).
+        self.faults = Faults()
         self.tee_registered_endpoint: str | None = None
         self._ledger = _Ledger()
         self._requirements: dict[int, PaymentRequirements] = {}
@@ -995,10 +1104,24 @@ class LLMGateway:
 
     def _unavailable(self, call: _Call, exc: Exception) -> Response:
         log.warning("upstream failed for %s: %s (nothing settled)", call.body.get("model"), exc)
+        if isinstance(exc, UpstreamError) and exc.status == 429:  # the provider's rate limit, passed on
+            return _error(429, f"the upstream model is rate limited: {exc}; nothing was charged",
+                          "rate_limit_exceeded")
         return _error(503, f"the upstream model is unavailable: {exc}; nothing was charged",
                       "upstream_unavailable")
 
     async def _run(self, request: Request, call: _Call) -> Response:
+        stall = self.faults.next_stall()
+        if stall is not None:
+            await run_in_threadpool(stall.wait, _WAIT_SECONDS)
+        failure = self.faults.next_failure()
+        if failure is not None:
+            log.warning("injected fault for %s: %d (nothing settled)", call.body.get("model"), failure.status)
+            limited = failure.status == 429
+            headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else None
+            return _error(failure.status, f"the upstream model {'is rate limited' if limited else 'failed'} "
+                          "(an injected fault); nothing was charged",
+                          "rate_limit_exceeded" if limited else "upstream_unavailable", headers)
         if call.body.get("stream"):
             return await self._run_stream(request, call)
         return await self._run_once(request, call)

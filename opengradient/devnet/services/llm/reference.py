@@ -3,9 +3,12 @@
 It is not an intelligence. It follows the *protocol* of a chat model faithfully so an agent can run
 end to end without a provider: it calls offered tools when the user's words match them (with
 arguments built from the tool's JSON schema and the user's text), answers in text after a tool
-result, fills `json_object` and `json_schema` response formats, honours `stop` and `max_tokens`,
-counts tokens, and streams token by token. Its text replies are short, plain and derived from the
-last user message: they acknowledge it and restate its key words and numbers.
+result unless the request forces a tool call (then it calls a tool not called yet in the turn,
+with arguments from the question and the results), fills `json_object` and `json_schema` response
+formats, honours `stop` and `max_tokens`, counts tokens, and streams token by token. It reads text
+only: images, files and audio are named in its reply ("I received an image …"). Its text replies
+are short, plain and derived from the last user message: they acknowledge it and restate its key
+words and numbers.
 
 In `json_object` mode it answers `{"answer": <reply>}`, unless the last user message names the keys
 it wants (quoted, "with 'setup' and 'punchline' keys", or listed, "keys: setup, punchline"): then the
@@ -433,17 +436,57 @@ def requested_keys(text: str) -> list[str] | None:
 # --- the conversation ------------------------------------------------------------------------------
 
 
+def attachments(content: Any) -> list[str]:
+    """What a message's media parts are, in words (`an image`, `a file (report.pdf)`, `an audio clip`)."""
+    found = []
+    for part in content if isinstance(content, list) else []:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "image_url":
+            found.append("an image")
+        elif kind == "input_audio":
+            found.append("an audio clip")
+        elif kind == "file":
+            name = _mapping(part.get("file")).get("filename")
+            found.append(f"a file ({name})" if isinstance(name, str) and name else "a file")
+    return found
+
+
+def _attachment_only(message: Mapping[str, Any]) -> bool:
+    """A user message of media alone: how tool results that hold media travel (tool messages carry text)."""
+    content = message.get("content")
+    return (message.get("role") == "user" and bool(attachments(content))
+            and not tokens.message_text(content).strip())
+
+
 @dataclass
 class _Conversation:
     messages: list[Mapping[str, Any]]
     model: str
 
+    def _tool_media(self, index: int) -> bool:
+        """Whether message `index` carries the media of the tool results just before it."""
+        while index > 0 and _attachment_only(self.messages[index]):
+            index -= 1
+            if self.messages[index].get("role") in ("tool", "function"):
+                return True
+        return False
+
+    def _last_user_message(self) -> Mapping[str, Any] | None:
+        for index in range(len(self.messages) - 1, -1, -1):
+            if self.messages[index].get("role") == "user" and not self._tool_media(index):
+                return self.messages[index]
+        return None
+
     @property
     def last_user(self) -> str:
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return tokens.message_text(message.get("content")).strip()
-        return ""
+        message = self._last_user_message()
+        return tokens.message_text(message.get("content")).strip() if message is not None else ""
+
+    @property
+    def last_user_attachments(self) -> list[str]:
+        """The media the user's last message holds."""
+        message = self._last_user_message()
+        return attachments(message.get("content")) if message is not None else []
 
     def user_name(self) -> str | None:
         """The name the conversation gives the user (a `name` field or "my name is X")."""
@@ -466,14 +509,20 @@ class _Conversation:
         return None
 
     def trailing_tool_results(self) -> list[tuple[str, str]]:
-        """`(tool name, result)` of the tool messages that end the conversation."""
+        """`(tool name, result)` of the tool messages that end the conversation (with the media
+        that follows them)."""
         results: list[tuple[str, str]] = []
         names: dict[str, str] = {}
         for message in self.messages:
             for call in _list(message.get("tool_calls")):
                 if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping):
                     names[str(call.get("id"))] = str(call["function"].get("name") or "the tool")
-        for message in reversed(self.messages):
+        end = len(self.messages)
+        media: list[str] = []
+        while end > 0 and self._tool_media(end - 1):
+            end -= 1
+            media = attachments(self.messages[end].get("content")) + media
+        for message in reversed(self.messages[:end]):
             if message.get("role") not in ("tool", "function"):
                 break
             name = message.get("name")
@@ -481,7 +530,21 @@ class _Conversation:
                 name = names.get(str(message.get("tool_call_id")), "the tool")
             results.append((name, tokens.message_text(message.get("content")).strip()))
         results.reverse()
+        if results and media:
+            name, text = results[-1]
+            results[-1] = (name, " ".join(filter(None, [text, f"(with {_join(media)})"])))
         return results
+
+    def called_tools(self) -> set[str]:
+        """Names of the tools called since the user's last message."""
+        called: set[str] = set()
+        for message in reversed(self.messages):
+            if message.get("role") == "user" and not _attachment_only(message):
+                break
+            for call in _list(message.get("tool_calls")):
+                if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping):
+                    called.add(str(call["function"].get("name")))
+        return called
 
 
 _EXPRESSION = (r"(-?\d{1,15}(?:\.\d{1,15})?)\s*(\+|-|\*|/|×|÷|x|plus|minus|times|multiplied by|divided by)"
@@ -512,7 +575,16 @@ def _arithmetic(match: re.Match[str] | None) -> tuple[str, str] | None:
 
 
 def plain_reply(conversation: _Conversation) -> str:
-    """The deterministic text answer to the conversation's last user message."""
+    """The deterministic text answer to the conversation's last user message, saying which media it
+    holds (the reference model reads text only)."""
+    reply = _text_reply(conversation)
+    media = conversation.last_user_attachments
+    if media:
+        reply += f" I received {_join(media)}, which the devnet reference model cannot read: it reads text only."
+    return reply.strip()
+
+
+def _text_reply(conversation: _Conversation) -> str:
     text = conversation.last_user
     low = text.lower()
     model = conversation.model or "this model"
@@ -1287,9 +1359,11 @@ class ReferenceModel(Upstream):
         prompt_tokens = tokens.count_chat_prompt_tokens(messages, tools, response_format)
 
         results = conversation.trailing_tool_results()
-        function = None if results else self._choose_tool(conversation, request)
+        # After tool results it answers in text, unless the request forces a tool call.
+        function = self._choose_tool(conversation, request, after_results=bool(results))
         if function is not None:
-            filler = SchemaFiller(conversation.last_user, root=function.get("parameters"),
+            text = "\n".join([conversation.last_user, *(result for _, result in results)])
+            filler = SchemaFiller(text, root=function.get("parameters"),
                                   user_name=conversation.user_name(), budget=work_budget(request))
             parameters = function.get("parameters")
             arguments = filler.value(parameters) if isinstance(parameters, Mapping) and parameters else {}
@@ -1331,7 +1405,11 @@ class ReferenceModel(Upstream):
         return reply
 
     @staticmethod
-    def _choose_tool(conversation: _Conversation, request: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    def _choose_tool(conversation: _Conversation, request: Mapping[str, Any], *, after_results: bool = False
+                     ) -> Mapping[str, Any] | None:
+        """The tool to call, or None to answer in text. Right after tool results only a forced
+        choice calls one: a named tool, or (for `required`) the best match among those not
+        called yet in this turn (so an agent asked for a structured answer gets it)."""
         functions = _tool_functions(request.get("tools"))
         if not functions:
             return None
@@ -1339,6 +1417,13 @@ class ReferenceModel(Upstream):
         if choice == "none":
             return None
         text = conversation.last_user
+        if after_results:
+            if choice in (None, "auto"):
+                return None
+            if choice in ("required", "any", True):
+                called = conversation.called_tools()
+                functions = [f for f in functions if f["name"] not in called] or functions
+                text = "\n".join([text, *(result for _, result in conversation.trailing_tool_results())])
         if isinstance(choice, Mapping):
             named = _mapping(choice.get("function")) or choice
             wanted = named.get("name")
