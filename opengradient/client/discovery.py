@@ -11,7 +11,8 @@ from opengradient.networks import Network, devnet_network
 
 
 def network_from_devnet(url: str, *, timeout: float = 10.0) -> Network:
-    """Ask the devnet at `url` for its chain ids, token and registry; returns its `Network`."""
+    """Ask the devnet at `url` for its chain ids, token and registry; returns its `Network`, whose
+    LLM requests go to the enclaves the devnet's TEE registry lists (over pinned TLS)."""
     base = url.rstrip("/")
     with transport_errors(f"reaching the devnet at {base}"):
         response = httpx.get(base + "/", timeout=timeout)
@@ -23,6 +24,7 @@ def network_from_devnet(url: str, *, timeout: float = 10.0) -> Network:
                               alpha_chain_id=int(info["alpha"]["chain_id"]),
                               tee_registry=info["alpha"].get("tee_registry"),
                               token_name=str(info["payments"].get("token_name", "OPG")),
-                              token_version=str(info["payments"].get("token_version", "2")))
+                              token_version=str(info["payments"].get("token_version", "2")),
+                              llm_discovery=True)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigurationError(f"{base} does not look like an OpenGradient devnet ({exc!r})") from exc
