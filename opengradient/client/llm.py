@@ -314,6 +314,7 @@ class LLM:
         #: them (`clock` and `choose` can be replaced, e.g. to test the 300 s refresh).
         self.enclaves = EnclaveDirectory(network.tee_registry_address or "", plain_http=http.custom_transport)
         self._discover = network.llm_discovery and bool(network.tee_registry_address)
+        self._route_pins: dict[tuple[str, str, int | None, str], bytes | None] = {}
         self._sync = SyncDriver(http, network.rpc_url, None, chain_id=network.alpha_chain_id,
                                 max_retries=max_retries)
         self._async = AsyncDriver(http, network.rpc_url, None, chain_id=network.alpha_chain_id,
@@ -561,8 +562,9 @@ class LLM:
             held[0] = None  # accounted for by keep_session
             payer.keep_session(call.route, call.cache_key, settlement_of(response),
                                response.headers.get(UPTO_SESSION), session)
+            self._route_pins[call.route] = call.target.tls_pin  # where close_sessions goes
         raise_for_status(response)
-        yield from self._trusted_keys_flow(response)
+        yield from self._trusted_keys_flow(response, call.target)
         return response, payment
 
     def _reopen_flow(self, call: _Call, payment: SignedPayment) -> Flow[httpx.Response]:
@@ -624,10 +626,10 @@ class LLM:
     def _close_sessions_flow(self) -> Flow[list[dict[str, Any]]]:
         """DELETE each open session at its gateway; the gateway settles it and answers its state."""
         results: list[dict[str, Any]] = []
-        for (scheme, host, port, _path), session in self._payer.take_sessions():
+        for (scheme, host, port, path), session in self._payer.take_sessions():
             base = httpx.URL(scheme=scheme, host=host, port=port)
             reply = yield HttpSend("DELETE", str(base.copy_with(path=f"/upto/sessions/{session.id}")),
-                                   {}, None, False)
+                                   {}, None, False, tls_pin=self._route_pins.get((scheme, host, port, path)))
             if reply.status_code in (404, 405):  # forgotten, or a gateway that settles on its own only
                 results.append({"session": session.id, "status": "unknown", "transaction": None})
                 continue
@@ -742,22 +744,24 @@ class LLM:
         output.data_settlement_transaction_hash = str(tx) if tx else None
         output.data_settlement_blob_id = str(blob) if blob else None
 
-    def _trusted_keys_flow(self, response: httpx.Response) -> Flow[None]:
-        """Load the enclave keys this client trusts, unless the response's signer is known already."""
+    def _trusted_keys_flow(self, response: httpx.Response, target: _Target) -> Flow[None]:
+        """Load the enclave keys this client trusts, unless the response's signer is known already
+        (and, for registry trust, the registry's reading is fresh)."""
         if self._pinned_key is not None or self._tee_trust == "off":
             return
         tee_id = _response_tee_id(response)
-        if self._keys and (tee_id is None or tee_id in self._keys):
-            return
         if self._tee_trust == "gateway":
-            yield from self._gateway_key_flow()
-        else:
+            if not self._keys or (tee_id is not None and tee_id not in self._keys):
+                yield from self._gateway_key_flow(target)
+        elif not self._keys or (tee_id is not None and tee_id not in self._keys) or self.enclaves.stale():
             yield from self._read_registry_flow()
 
-    def _gateway_key_flow(self) -> Flow[None]:
-        """Trust the key the gateway publishes at `/signing-key` (only when configured to)."""
-        url = f"{self._network.llm_server_url.rstrip('/')}/signing-key"
-        reply = yield HttpSend("GET", url, {}, None, False)
+    def _gateway_key_flow(self, target: _Target | None = None) -> Flow[None]:
+        """Trust the key the gateway publishes at `/signing-key` (only when configured to): the
+        pinned gateway's, or a discovered enclave's own (over its pinned TLS)."""
+        base = target.base if target is not None else self._network.llm_server_url.rstrip("/")
+        reply = yield HttpSend("GET", f"{base}/signing-key", {}, None, False,
+                               tls_pin=target.tls_pin if target is not None else None)
         raise_for_status(reply)
         published = read_json_object(reply, "the gateway's /signing-key")
         try:

@@ -33,6 +33,7 @@ from opengradient.devnet.node import IN_PROCESS_URL, OPERATOR_ACCOUNT, Devnet
 from opengradient.devnet.tls import self_signed
 from opengradient.errors import PinnedCertificateError
 from opengradient.networks import TEE_REGISTRY_ADDRESS
+from tests.payers import new_payer
 
 HELLO = [{"role": "user", "content": "Hello! My name is Ada."}]
 
@@ -135,6 +136,23 @@ async def test_async_discovery_over_https(served: Devnet) -> None:
         enclave = client.llm.enclaves.current
         assert enclave is not None and result.tee_endpoint == enclave.base_url
         assert result.tee_endpoint.startswith("https://") and result.tee_payment_address == served.gateway.pay_to
+
+
+def test_upto_sessions_ride_a_discovered_enclave_and_close_over_its_pinned_tls(devnet_http: Devnet) -> None:
+    payer = new_payer(devnet_http)
+    client = devnet_http.new_client(payer.account.private_key, payment_scheme="upto")
+    outputs = [chat(client) for _ in range(3)]
+    assert len({o.upto_session for o in outputs}) == 1 and all(o.tee_verified for o in outputs)
+    assert {o.tee_endpoint for o in outputs} == {client.llm.enclaves.current.base_url}  # type: ignore[union-attr]
+    [closed] = client.llm.close_sessions()  # DELETE at the enclave, over its pinned certificate
+    assert closed["status"] == "settled" and closed["requests"] == 3 and closed["transaction"]
+
+
+def test_gateway_trust_takes_the_discovered_enclaves_own_key(devnet_http: Devnet) -> None:
+    client = devnet_http.new_client(devnet_http.accounts[3].private_key, tee_trust="gateway")
+    client.llm.enclaves.choose = lambda options: options[-1]  # not the devnet's first enclave
+    result = chat(client)
+    assert result.tee_verified and result.tee_id == devnet_http.gateway.registered[-1]["tee_id"]
 
 
 def test_a_pinned_gateway_is_not_discovered(devnet_http: Devnet) -> None:
