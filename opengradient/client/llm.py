@@ -782,14 +782,16 @@ class LLM:
         return key
 
     def _read_registry_flow(self) -> Flow[None]:
-        """Read the active LLM enclaves from the TEE registry on the Alpha chain; their keys are the
-        ones `tee_trust="registry"` trusts (an enclave no longer listed is no longer trusted)."""
+        """Read the active LLM enclaves from the TEE registry on the Alpha chain; with
+        `tee_trust="registry"` their keys are the ones trusted (an enclave no longer listed is no
+        longer trusted)."""
         if not self._network.tee_registry_address:
             raise VerificationError(
                 f"network {self._network.name!r} names no TEE registry to take enclave keys from",
                 hint="pass tee_trust='gateway' or tee_public_key=… to the client")
         entries = yield from self.enclaves.read_flow()
-        self._keys = {e.tee_id: TeeKey(e.public_key) for e in entries}
+        if self._tee_trust == "registry":
+            self._keys = {e.tee_id: TeeKey(e.public_key) for e in entries}
 
     def _approval_flow(self, amount: int) -> Flow[ApprovalResult]:
         from eth_abi import decode, encode
