@@ -261,6 +261,7 @@ class _Target:
 
     @property
     def tls_pin(self) -> bytes | None:
+        """The certificate the connection must trust alone (None: the system's trust, or a transport's)."""
         return self.enclave.tls_pin if self.enclave is not None else None
 
 
