@@ -524,6 +524,9 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
         from opengradient.devnet.chain.payments_chain import PAYMENTS_CHAIN_WARNING
 
         click.echo(f"  WARNING: {PAYMENTS_CHAIN_WARNING}")
+    for enclave in info.get("llm", {}).get("enclaves", []):
+        click.echo(f"  LLM enclave     {enclave['endpoint']}  (tee id {enclave['tee_id'][:14]}…, in the TEE registry "
+                   f"{info['alpha'].get('tee_registry')})")
     click.echo(f"  Model Hub       {info['model_hub']['url']}  (user {info['model_hub']['email']}, "
                f"password {info['model_hub'].get('password', '?')})")
     if info.get("twins"):

@@ -42,6 +42,11 @@ class RequestTimeoutError(NetworkError):
     """A service did not answer in time."""
 
 
+class PinnedCertificateError(NetworkError):
+    """A server presented a TLS certificate other than the one registered for it, so the
+    connection was refused during the handshake: nothing was sent to it."""
+
+
 class InvalidResponseError(OpenGradientError):
     """A service answered with something the SDK cannot read: not JSON, nested too deeply, or not
     the shape the protocol gives."""

@@ -1,8 +1,11 @@
 """Network presets: every URL, address and chain parameter the client needs, in one place.
 
-`PUBLIC` holds the defaults of SDK 0.7.4 (Alpha testnet, payments on Base Sepolia). The devnet
-builds its own preset with `devnet_network(base_url)`. A `Client` takes a preset and lets each
-field be overridden by its own constructor argument.
+`PUBLIC` holds the defaults of SDK 0.7.4 (Alpha testnet, one static LLM gateway, payments on Base
+Sepolia); `PUBLIC_LATEST` today's network (LLM enclaves found in the TEE registry and reached over
+TLS pinned to their registered certificates, payments on Base mainnet). Every public preset names
+the TEE registry, whose keys the client checks response signatures against. The devnet builds its
+own preset with `devnet_network(base_url)`. A `Client` takes a preset (or its name in `PRESETS`)
+and lets each field be overridden by its own constructor argument.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ INFERENCE_PRECOMPILE_ADDRESS = "0x00000000000000000000000000000000000000F4"
 PRICE_HISTORY_PRECOMPILE_ADDRESS = "0x00000000000000000000000000000000000000F5"
 SCHEDULER_ADDRESS = "0x7179724De4e7FF9271FA40C0337c7f90C0508eF6"
 PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
+#: The Alpha chain's registry of enclaves (`TEERegistry`): their endpoints, keys and certificates.
+TEE_REGISTRY_ADDRESS = "0x703cB174AEadB35D611858369B4b1111dC9Abda6"
 
 #: Chain ids of the devnet; chosen to differ from every public chain so nothing signed locally
 #: can be replayed elsewhere.
@@ -53,6 +58,9 @@ class Network:
     alpha_chain_id: int | None = None
     #: The Alpha-chain contract listing active enclaves and their keys (the LLM trust anchor).
     tee_registry_address: str | None = None
+    #: True: LLM requests go to an enclave picked from the TEE registry (`llm_server_url` is then
+    #: only the gateway whose key `tee_trust="gateway"` fetches); False: to `llm_server_url`.
+    llm_discovery: bool = False
 
     def with_overrides(self, **fields: object) -> Network:
         """A copy with the given fields replaced; `None` values keep the preset's value."""
@@ -86,26 +94,30 @@ PUBLIC = Network(
         token_name="OPG",
         token_version="2",
     ),
+    tee_registry_address=TEE_REGISTRY_ADDRESS,
 )
 
-#: Later releases pay on Base mainnet with a new OPG token.
-PUBLIC_BASE_MAINNET = replace(
-    PUBLIC,
-    name="public-base-mainnet",
-    payments=PaymentNetwork(
-        network="eip155:8453",
-        rpc_url="https://mainnet.base.org",
-        token_address="0xFbC2051AE2265686a469421b2C5A2D5462FbF5eB",
-        token_name="OpenGradient",
-        token_version="1",
-    ),
+_BASE_MAINNET = PaymentNetwork(
+    network="eip155:8453",
+    rpc_url="https://mainnet.base.org",
+    token_address="0xFbC2051AE2265686a469421b2C5A2D5462FbF5eB",
+    token_name="OpenGradient",
+    token_version="1",
 )
+
+#: The 0.7.4 endpoints, paying on Base mainnet with the newer OPG token (as releases between did).
+PUBLIC_BASE_MAINNET = replace(PUBLIC, name="public-base-mainnet", payments=_BASE_MAINNET)
+
+#: Today's network (the official 1.1.x releases): enclaves discovered in the TEE registry, each
+#: reached at its registered endpoint over TLS pinned to its registered certificate; Base mainnet.
+PUBLIC_LATEST = replace(PUBLIC, name="public-latest", payments=_BASE_MAINNET, llm_discovery=True)
 
 
 def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DEVNET_PAYMENTS_CHAIN_ID,
                    alpha_chain_id: int = DEVNET_ALPHA_CHAIN_ID, tee_registry: str | None = None,
-                   token_name: str = "OPG", token_version: str = "2") -> Network:
-    """The preset of a devnet whose services all live under `base_url` (HTTP or in-process)."""
+                   token_name: str = "OPG", token_version: str = "2", llm_discovery: bool = False) -> Network:
+    """The preset of a devnet whose services all live under `base_url` (HTTP or in-process);
+    with `llm_discovery` LLM requests go to the enclaves its TEE registry lists instead."""
     base = base_url.rstrip("/")
     return Network(
         name="devnet",
@@ -128,7 +140,11 @@ def devnet_network(base_url: str, *, opg_token: str, payments_chain_id: int = DE
         ),
         alpha_chain_id=alpha_chain_id,
         tee_registry_address=tee_registry,
+        llm_discovery=llm_discovery and tee_registry is not None,
     )
 
 
-PRESETS: dict[str, Network] = {PUBLIC.name: PUBLIC, PUBLIC_BASE_MAINNET.name: PUBLIC_BASE_MAINNET}
+#: `og.init(network=NAME)`: `public` (the default) and its alias `public-0.7.4` are SDK 0.7.4's
+#: network, `public-latest` today's.
+PRESETS: dict[str, Network] = {PUBLIC.name: PUBLIC, "public-0.7.4": PUBLIC,
+                               PUBLIC_BASE_MAINNET.name: PUBLIC_BASE_MAINNET, PUBLIC_LATEST.name: PUBLIC_LATEST}

@@ -32,8 +32,14 @@ class LlmInferenceMode(IntEnum):
 
 
 class TEE_LLM(StrEnum):  # noqa: N801 - the public name of 0.7.4
-    """LLMs served through the TEE gateway; the value is the `provider/model` name sent on the wire."""
+    """LLMs served through the TEE gateway; the value is the `provider/model` name sent on the wire.
 
+    Both generations of names: those of SDK 0.7.4 (all kept) and the newer families today's network
+    serves (GPT-4.1 mini/nano, o3, GPT-5.x, Claude 4.5+, Gemini 3.x, Grok 4.x, ByteDance Seed). Any
+    other `provider/model` string works as well; the enum is a convenience, not a limit.
+    """
+
+    # SDK 0.7.4
     CLAUDE_3_5_HAIKU = "anthropic/claude-3.5-haiku"
     CLAUDE_3_7_SONNET = "anthropic/claude-3.7-sonnet"
     CLAUDE_4_0_SONNET = "anthropic/claude-4.0-sonnet"
@@ -50,6 +56,36 @@ class TEE_LLM(StrEnum):  # noqa: N801 - the public name of 0.7.4
     GROK_4_1_FAST = "x-ai/grok-4-1-fast"
     GROK_4_1_FAST_NON_REASONING = "x-ai/grok-4-1-fast-non-reasoning"
     O4_MINI = "openai/o4-mini"
+    # today's network (chat models; image generation is not part of this SDK)
+    GPT_4_1_MINI = "openai/gpt-4.1-mini"
+    GPT_4_1_NANO = "openai/gpt-4.1-nano"
+    O3 = "openai/o3"
+    GPT_5 = "openai/gpt-5"
+    GPT_5_MINI = "openai/gpt-5-mini"
+    GPT_5_2 = "openai/gpt-5.2"
+    GPT_5_4 = "openai/gpt-5.4"
+    GPT_5_4_MINI = "openai/gpt-5.4-mini"
+    GPT_5_4_NANO = "openai/gpt-5.4-nano"
+    GPT_5_5 = "openai/gpt-5.5"
+    CLAUDE_SONNET_4_5 = "anthropic/claude-sonnet-4-5"
+    CLAUDE_SONNET_4_6 = "anthropic/claude-sonnet-4-6"
+    CLAUDE_HAIKU_4_5 = "anthropic/claude-haiku-4-5"
+    CLAUDE_OPUS_4_5 = "anthropic/claude-opus-4-5"
+    CLAUDE_OPUS_4_6 = "anthropic/claude-opus-4-6"
+    CLAUDE_OPUS_4_7 = "anthropic/claude-opus-4-7"
+    CLAUDE_OPUS_4_8 = "anthropic/claude-opus-4-8"
+    GEMINI_3_FLASH = "google/gemini-3-flash-preview"
+    GEMINI_3_1_PRO_PREVIEW = "google/gemini-3.1-pro-preview"
+    GEMINI_3_1_FLASH_LITE_PREVIEW = "google/gemini-3.1-flash-lite-preview"
+    GEMINI_3_5_FLASH = "google/gemini-3.5-flash"
+    GROK_4 = "x-ai/grok-4"
+    GROK_4_FAST = "x-ai/grok-4-fast"
+    GROK_4_20_REASONING = "x-ai/grok-4.20-reasoning"
+    GROK_4_20_NON_REASONING = "x-ai/grok-4.20-non-reasoning"
+    GROK_CODE_FAST_1 = "x-ai/grok-code-fast-1"
+    SEED_1_6 = "bytedance/seed-1.6"
+    SEED_1_8 = "bytedance/seed-1.8"
+    SEED_2_0_LITE = "bytedance/seed-2.0-lite"
 
 
 class LLM(StrEnum):
@@ -62,10 +98,14 @@ class LLM(StrEnum):
 
 
 class x402SettlementMode(StrEnum):  # noqa: N801 - the public name of 0.7.4
-    """How much of an LLM request is recorded on chain when its payment settles.
+    """How much of an LLM request is recorded on chain when its payment settles; the value is what
+    is sent in `X-SETTLEMENT-TYPE`.
 
-    The value is what the 0.7.4 client sends in `X-SETTLEMENT-TYPE`; servers also accept the
-    later spellings (`private`, `individual`, `batch`).
+    0.7.4's values: `settle` (hashes), `settle-metadata` (input, output and model), `settle-batch`
+    (a Merkle batch of hashes). Today's: `private` (the payment only), `batch` (a Merkle batch of
+    hashes and signatures, with the request's batch data stored off chain), and `individual`, which
+    one release in between used (everything on chain, like `settle-metadata`). Gateways map
+    settle → private, settle-metadata → individual, settle-batch → batch.
     """
 
     SETTLE = "settle"
@@ -73,6 +113,9 @@ class x402SettlementMode(StrEnum):  # noqa: N801 - the public name of 0.7.4
     SETTLE_BATCH = "settle-batch"
     SETTLE_INDIVIDUAL = "settle"
     SETTLE_INDIVIDUAL_WITH_METADATA = "settle-metadata"
+    PRIVATE = "private"
+    BATCH_HASHED = "batch"
+    INDIVIDUAL = "individual"
 
 
 class CandleType(IntEnum):
@@ -217,6 +260,12 @@ class TextGenerationOutput:
     With `payment_scheme="upto"`, `upto_session` names the gateway session the request was
     charged to and `amount_paid` is its price; `payment_hash` is None then, because the session
     settles later in one transaction for all its requests (`client.llm.close_sessions()`).
+
+    `tee_endpoint` is where the request went (the enclave's registered endpoint, or the pinned
+    gateway's URL); `tee_payment_address` the enclave's registered payment address (None for a
+    pinned gateway, which the registry does not describe). `data_settlement_transaction_hash` is the
+    transaction that recorded the request's data on chain and `data_settlement_blob_id` where the
+    batch data of a `batch` request is stored, when the gateway reports them.
     """
 
     transaction_hash: str = ""
@@ -236,6 +285,10 @@ class TextGenerationOutput:
     tee_verified: bool = False
     proof: Proof | None = None
     upto_session: str | None = None
+    tee_endpoint: str | None = None
+    tee_payment_address: str | None = None
+    data_settlement_transaction_hash: str | None = None
+    data_settlement_blob_id: str | None = None
 
 
 @dataclass(frozen=True)

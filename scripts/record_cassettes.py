@@ -22,8 +22,10 @@ What is changed on the way to disk (and nothing else):
   sent by the exact scheme, scrubbed should it appear) becomes ``SCRUBBED_SESSION``.
 * **Ports.** The devnet is served on ``127.0.0.1:8645`` when that port is free, otherwise on a
   free four-digit port that is rewritten to 8645 in URIs, header values, bodies, base64 JSON
-  headers (``PAYMENT-REQUIRED`` names the resource URL) and the hex of ABI-encoded strings (the
-  registry holds the gateway's endpoint). Same length, so ABI encodings stay valid.
+  headers (``PAYMENT-REQUIRED`` names the resource URL) and the hex of ABI-encoded strings; its
+  enclaves' HTTPS ports (the registry lists their endpoints) become 8646, 8647, …. Same length,
+  so ABI encodings stay valid. The client is pinned to the devnet's plain URL
+  (``og_llm_server_url``), so every request goes there; the registry is read for the keys.
 * **Noise.** ``Host`` request headers and ``Date``/``Server`` response headers are dropped.
 
 The TEE fields and the ``PAYMENT-REQUIRED`` offers are *not* secrets and stay: replay pays the
@@ -92,13 +94,15 @@ WEATHER_QUESTION: dict[str, Any] = {"role": "user", "content": "What is the weat
 class Normaliser:
     """Rewrites the recording port to the canonical one, in text, hex and base64 JSON."""
 
-    def __init__(self, port: int) -> None:
-        if len(str(port)) != len(str(CANONICAL_PORT)):
-            raise ValueError(f"port {port} must have {len(str(CANONICAL_PORT))} digits (ABI lengths)")
+    def __init__(self, port: int, enclave_ports: tuple[int, ...] = ()) -> None:
         self.pairs: list[tuple[bytes, bytes]] = []
-        if port != CANONICAL_PORT:
-            real, canonical = f"{HOST}:{port}".encode(), f"{HOST}:{CANONICAL_PORT}".encode()
-            self.pairs = [(real, canonical), (real.hex().encode(), canonical.hex().encode())]
+        for real_port, canonical_port in [(port, CANONICAL_PORT),
+                                          *((p, CANONICAL_PORT + 1 + i) for i, p in enumerate(enclave_ports))]:
+            if len(str(real_port)) != len(str(canonical_port)):
+                raise ValueError(f"port {real_port} must have {len(str(canonical_port))} digits (ABI lengths)")
+            if real_port != canonical_port:
+                real, canonical = f"{HOST}:{real_port}".encode(), f"{HOST}:{canonical_port}".encode()
+                self.pairs += [(real, canonical), (real.hex().encode(), canonical.hex().encode())]
 
     def data(self, value: bytes) -> bytes:
         for real, canonical in self.pairs:
@@ -282,7 +286,8 @@ def record(names: list[str], *, port: int | None = None) -> list[Path]:
     written: list[Path] = []
     with start_devnet(port) as net:
         port = int(net.url.rsplit(":", 1)[1])
-        normaliser = Normaliser(port)
+        # the registry's answer lists the enclaves' HTTPS endpoints (on the ports after the devnet's)
+        normaliser = Normaliser(port, tuple(int(e["endpoint"].rsplit(":", 1)[1]) for e in net.gateway.registered))
         recorder = vcr.VCR(
             record_mode="all",  # the recorder always re-records; the tests replay with "none"
             decode_compressed_response=True,
@@ -293,7 +298,9 @@ def record(names: list[str], *, port: int | None = None) -> list[Path]:
         for name in names:
             path = CASSETTE_DIR / f"{name}.yaml"
             path.unlink(missing_ok=True)
-            client = net.new_client(payer.private_key)  # cold: no cached offer, no enclave keys
+            # cold: no cached offer, no enclave keys; the devnet's plain URL as a pinned gateway, so
+            # every recorded URL is the devnet's own (its enclaves' HTTPS ports are not)
+            client = net.new_client(payer.private_key, og_llm_server_url=net.url)
             try:
                 with recorder.use_cassette(str(path)) as cassette:
                     SCENARIOS[name](client)

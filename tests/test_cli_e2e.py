@@ -165,6 +165,7 @@ def test_devnet_up_text_output(fresh: Cli, payments_chain: str) -> None:
     assert "OpenGradient devnet at http://127.0.0.1:" in text
     assert "password devnet-password" in text and f"X-API-Key {DEVNET_TWINS_API_KEY}" in text
     assert "price-regression" in text and "development accounts" in text
+    assert text.count("  LLM enclave     https://127.0.0.1:") == 2  # each behind its own pinned certificate
     if payments_chain == "devnet":
         assert "(chain id 910020; OPG 0x" in text and "WARNING" not in text
     else:

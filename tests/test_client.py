@@ -78,8 +78,14 @@ def test_keys_never_show_in_repr_or_pickle() -> None:
         pickle.dumps(client)
 
 
+TEE_LLM_0_7_4 = {"CLAUDE_3_5_HAIKU", "CLAUDE_3_7_SONNET", "CLAUDE_4_0_SONNET", "GEMINI_2_0_FLASH", "GEMINI_2_5_FLASH",
+                 "GEMINI_2_5_FLASH_LITE", "GEMINI_2_5_PRO", "GPT_4O", "GPT_4_1_2025_04_14", "GROK_2_1212",
+                 "GROK_2_VISION_LATEST", "GROK_3_BETA", "GROK_3_MINI_BETA", "GROK_4_1_FAST",
+                 "GROK_4_1_FAST_NON_REASONING", "O4_MINI"}
+
+
 def test_enums_match_0_7_4() -> None:
-    assert len(og.TEE_LLM) == 16
+    assert TEE_LLM_0_7_4 <= set(og.TEE_LLM.__members__)
     assert og.TEE_LLM.GPT_4O.value == "openai/gpt-4o"
     assert og.TEE_LLM.CLAUDE_3_5_HAIKU.value == "anthropic/claude-3.5-haiku"
     assert all("/" in m.value for m in og.TEE_LLM)
@@ -90,6 +96,17 @@ def test_enums_match_0_7_4() -> None:
     assert str(og.x402SettlementMode.SETTLE_BATCH) == "settle-batch"
     assert [c.value for c in og.CandleType] == [0, 1, 2, 3, 4]
     assert og.CandleOrder.DESCENDING == 1
+
+
+def test_enums_carry_todays_names_too() -> None:
+    today = {"GPT_5": "openai/gpt-5", "CLAUDE_HAIKU_4_5": "anthropic/claude-haiku-4-5",
+             "GEMINI_3_FLASH": "google/gemini-3-flash-preview", "GROK_4": "x-ai/grok-4",
+             "SEED_1_6": "bytedance/seed-1.6"}
+    assert {name: og.TEE_LLM[name].value for name in today} == today
+    assert len({m.value for m in og.TEE_LLM}) == len(og.TEE_LLM)  # no accidental aliases
+    modes = {m.name: m.value for m in og.x402SettlementMode}
+    assert modes == {"SETTLE": "settle", "SETTLE_METADATA": "settle-metadata", "SETTLE_BATCH": "settle-batch",
+                     "PRIVATE": "private", "BATCH_HASHED": "batch", "INDIVIDUAL": "individual"}
 
 
 def test_types_of_the_seed() -> None:

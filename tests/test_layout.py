@@ -2,9 +2,10 @@
 
 `opengradient.devnet.chain` (EVM, JSON-RPC, mempool, precompiles, deployment, contracts) imports
 nothing of the services or the node; `opengradient.devnet.services` (LLM gateway and payments, hub,
-twins, workflows, ZKML) imports the chain but not the node; the node (`node`, `app`, `transport`)
-wires both. The SDK (`opengradient.client`) imports nothing of the devnet. Checked on the source, so
-a lazy import inside a function counts too.
+twins, workflows, ZKML) imports the chain but not the node; the node (`node`, `app`, `transport`,
+and `tls` for the enclaves' certificates) wires both and serves them. The SDK
+(`opengradient.client`) imports nothing of the devnet. Checked on the source, so a lazy import
+inside a function counts too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "opengradient"
-NODE_MODULES = ("opengradient.devnet.node", "opengradient.devnet.app", "opengradient.devnet.transport")
+NODE_MODULES = ("opengradient.devnet.node", "opengradient.devnet.app", "opengradient.devnet.transport",
+                "opengradient.devnet.tls")
 
 
 def _imports(path: Path) -> set[str]:
@@ -46,4 +48,4 @@ def test_imports_point_one_way(folder: str, forbidden: tuple[str, ...]) -> None:
 
 def test_the_devnet_has_no_loose_modules() -> None:
     loose = {p.name for p in (PACKAGE / "devnet").glob("*.py")}
-    assert loose == {"__init__.py", "node.py", "app.py", "transport.py"}, loose
+    assert loose == {"__init__.py", "node.py", "app.py", "transport.py", "tls.py"}, loose

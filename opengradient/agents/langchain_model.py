@@ -117,7 +117,8 @@ class OpenGradientChatModel(BaseChatModel):
     TypedDict or a JSON schema; with a class, the parsed answer is in `additional_kwargs["parsed"]`.
 
     `response_metadata` of every answer holds `model_name`, `finish_reason`, `id`,
-    `tee_verified` (the enclave signature checked out), `tee_id`, `payment_hash` and `proof`
+    `tee_verified` (the enclave signature checked out), `tee_id`, `tee_endpoint` and
+    `tee_payment_address` (which enclave answered, and where it is paid), `payment_hash` and `proof`
     (`og.Proof.to_dict()`; rebuild with `og.Proof.from_dict` and `.verify()` it later).
     """
 
@@ -790,8 +791,9 @@ def _metadata(output: TextGenerationOutput | None, model: str, finish_reason: st
     if output.id:
         meta["id"] = output.id
     meta["tee_verified"] = output.tee_verified
-    if output.tee_id:
-        meta["tee_id"] = output.tee_id
+    for key in ("tee_id", "tee_endpoint", "tee_payment_address"):
+        if getattr(output, key):
+            meta[key] = getattr(output, key)
     if output.payment_hash:
         meta["payment_hash"] = output.payment_hash
     if output.proof is not None:

@@ -2,12 +2,18 @@
 
 Transports are the seam for tests and for the in-process devnet, as in httpx: pass
 `transport=`/`async_transport=` and no socket is opened.
+
+Enclaves found in the TEE registry are reached through clients of their own whose only trust
+anchor is the enclave's registered certificate (`pinned_sync`/`pinned_async`): a server that
+presents any other certificate fails the TLS handshake, before a byte of the request is sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +27,7 @@ from opengradient.errors import (
     InvalidResponseError,
     NetworkError,
     NotFoundError,
+    PinnedCertificateError,
     RateLimitError,
     RequestTimeoutError,
 )
@@ -40,6 +47,13 @@ class HttpCore:
         self._async_transport = async_transport
         self._sync: httpx.Client | None = None
         self._async: httpx.AsyncClient | None = None
+        self._pinned: dict[bytes, httpx.Client] = {}
+        self._apinned: dict[bytes, httpx.AsyncClient] = {}
+
+    @property
+    def custom_transport(self) -> bool:
+        """True when a transport was given: requests never touch a socket of this client's own."""
+        return self._transport is not None or self._async_transport is not None
 
     @property
     def sync(self) -> httpx.Client:
@@ -57,18 +71,60 @@ class HttpCore:
                                             headers={"User-Agent": USER_AGENT})
         return self._async
 
+    def pinned_sync(self, certificate: bytes | None) -> httpx.Client:
+        """The sync client for a server whose DER `certificate` is the only one to trust (the
+        shared client when there is none, or when a transport was given: it does TLS, if any)."""
+        if certificate is None or self._transport is not None:
+            return self.sync
+        key = hashlib.sha256(certificate).digest()
+        client = self._pinned.get(key)
+        if client is None:
+            client = self._pinned[key] = httpx.Client(timeout=self.timeout, verify=pinned_context(certificate),
+                                                      headers={"User-Agent": USER_AGENT})
+        return client
+
+    def pinned_async(self, certificate: bytes | None) -> httpx.AsyncClient:
+        """Async twin of `pinned_sync`."""
+        if certificate is None or self._async_transport is not None:
+            return self.async_
+        key = hashlib.sha256(certificate).digest()
+        client = self._apinned.get(key)
+        if client is None:
+            client = self._apinned[key] = httpx.AsyncClient(
+                timeout=self.timeout, verify=pinned_context(certificate), headers={"User-Agent": USER_AGENT})
+        return client
+
     def close(self) -> None:
-        """Close the sync pool (the async pool is closed by `aclose`)."""
+        """Close the sync pools (the async ones are closed by `aclose`)."""
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+        for client in self._pinned.values():
+            client.close()
+        self._pinned.clear()
 
     async def aclose(self) -> None:
-        """Close both pools."""
+        """Close every pool."""
         self.close()
         if self._async is not None:
             await self._async.aclose()
             self._async = None
+        for aclient in self._apinned.values():
+            await aclient.aclose()
+        self._apinned.clear()
+
+
+def pinned_context(certificate: bytes) -> ssl.SSLContext:
+    """A TLS client context whose one trust anchor is `certificate` (DER). Host names are not
+    checked: registered enclaves are addressed by bare IP and pinned by certificate instead."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=certificate)
+    except (ssl.SSLError, ValueError) as exc:
+        raise PinnedCertificateError(f"the registered TLS certificate is not a DER X.509 certificate ({exc})") from None
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 @contextlib.contextmanager
@@ -80,8 +136,29 @@ def transport_errors(what: str) -> Iterator[None]:
         raise RequestTimeoutError(f"{what} timed out ({type(exc).__name__})",
                                   hint="raise the client's timeout or retry later", arguments=("timeout",)) from exc
     except httpx.TransportError as exc:
+        if _certificate_refused(exc):
+            raise PinnedCertificateError(f"{what} failed: the server's TLS certificate is not the one "
+                                         f"trusted for it ({exc})",
+                                         hint="the endpoint is not the enclave the registry lists") from exc
         raise NetworkError(f"{what} failed: {exc}",
                            hint="check the URL and that the service is reachable") from exc
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """True when a TLS handshake failed because the server's certificate did not verify."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when a request failed before any of it reached a server (no connection was made):
+    sending it elsewhere cannot make the same request happen twice."""
+    cause = exc.__cause__
+    return isinstance(exc, PinnedCertificateError) or isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def read_json(response: httpx.Response, what: str) -> Any:

@@ -26,6 +26,7 @@ from opengradient.client.wallet import Wallet
 from opengradient.errors import (
     ConfigurationError,
     NetworkError,
+    PinnedCertificateError,
     RPCError,
     TransactionError,
     UnconfirmedTransactionError,
@@ -61,13 +62,16 @@ class HttpGetJson:
 
 @dataclass(frozen=True)
 class HttpSend:
-    """Send an HTTP request; the `httpx.Response` is sent back (body read unless `stream`)."""
+    """Send an HTTP request; the `httpx.Response` is sent back (body read unless `stream`).
+
+    With `tls_pin` (a DER certificate) the request goes over a connection that trusts only it."""
 
     method: str
     url: str
     headers: dict[str, str]
     json: Any = None
     stream: bool = False
+    tls_pin: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -208,10 +212,10 @@ class SyncDriver(_DriverBase):
             return self._retrying(get, retries)
         if isinstance(step, HttpSend):
             def send() -> Any:
-                request = self.http.sync.build_request(step.method, step.url, headers=step.headers,
-                                                       json=step.json)
+                client = self.http.pinned_sync(step.tls_pin)
+                request = client.build_request(step.method, step.url, headers=step.headers, json=step.json)
                 with transport_errors(f"{step.method} {step.url}"):
-                    response = self.http.sync.send(request, stream=step.stream)
+                    response = client.send(request, stream=step.stream)
                     if step.stream and response.status_code >= 400:
                         response.read()  # errors are small JSON bodies: read them, free the connection
                         response.close()
@@ -225,6 +229,8 @@ class SyncDriver(_DriverBase):
         for attempt in range(retries + 1):
             try:
                 result = fn()
+            except PinnedCertificateError:
+                raise  # the same server presents the same certificate again
             except NetworkError:
                 if attempt == retries:
                     raise
@@ -323,10 +329,10 @@ class AsyncDriver(_DriverBase):
             return await self._retrying(get, retries)
         if isinstance(step, HttpSend):
             async def send() -> Any:
-                request = self.http.async_.build_request(step.method, step.url, headers=step.headers,
-                                                         json=step.json)
+                client = self.http.pinned_async(step.tls_pin)
+                request = client.build_request(step.method, step.url, headers=step.headers, json=step.json)
                 with transport_errors(f"{step.method} {step.url}"):
-                    response = await self.http.async_.send(request, stream=step.stream)
+                    response = await client.send(request, stream=step.stream)
                     if step.stream and response.status_code >= 400:
                         await response.aread()
                         await response.aclose()
@@ -340,6 +346,8 @@ class AsyncDriver(_DriverBase):
         for attempt in range(retries + 1):
             try:
                 result = await fn()
+            except PinnedCertificateError:
+                raise  # the same server presents the same certificate again
             except NetworkError:
                 if attempt == retries:
                     raise

@@ -31,8 +31,10 @@ class Client:
     `private_key` pays for LLM requests (x402 on the payments chain); `alpha_private_key` pays gas
     for on-chain inference on the Alpha chain and defaults to `private_key`. URL and address
     arguments override the chosen `network` preset (the public network by default, whose values
-    are the 0.7.4 defaults). `transport`/`async_transport` replace the network layer — the
-    in-process devnet uses them, so no socket is opened.
+    are the 0.7.4 defaults; `network="public-latest"` is today's, whose LLM enclaves are found in
+    the TEE registry — `og_llm_server_url` pins one gateway instead). `transport`/`async_transport`
+    replace the network layer — the in-process devnet uses them, so no socket is opened; TLS is
+    then the transport's business too, certificate pinning included.
 
     LLM payments are capped per request by `max_payment_per_request` (OPG base units; 0.05 OPG
     by default): a dearer request fails before anything is signed, and all that one call signs
@@ -85,7 +87,9 @@ class Client:
         self.network: Network = network.with_overrides(
             rpc_url=rpc_url, api_url=api_url, contract_address=contract_address,
             llm_server_url=og_llm_server_url, llm_streaming_server_url=og_llm_streaming_server_url,
-            hub_url=hub_url, auth_url=auth_url)
+            hub_url=hub_url, auth_url=auth_url,
+            # a gateway named here is the one LLM requests go to: no enclave discovery then
+            llm_discovery=False if og_llm_server_url or og_llm_streaming_server_url else None)
         self._wallet = Wallet(private_key) if private_key is not None else None
         self._alpha_wallet = (Wallet(alpha_private_key, role="alpha_private_key")
                               if alpha_private_key is not None else self._wallet)

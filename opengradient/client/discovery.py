@@ -23,7 +23,8 @@ class DevnetInfo:
 
 
 def discover_devnet(url: str, *, timeout: float = 10.0) -> DevnetInfo:
-    """Ask the devnet at `url` for its chain ids, token, registry and development credentials."""
+    """Ask the devnet at `url` for its chain ids, token, registry and development credentials; its
+    `Network` sends LLM requests to the enclaves the devnet's TEE registry lists (over pinned TLS)."""
     base = url.rstrip("/")
     with transport_errors(f"reaching the devnet at {base}"):
         response = httpx.get(base + "/", timeout=timeout)
@@ -35,7 +36,8 @@ def discover_devnet(url: str, *, timeout: float = 10.0) -> DevnetInfo:
                                  alpha_chain_id=int(info["alpha"]["chain_id"]),
                                  tee_registry=info["alpha"].get("tee_registry"),
                                  token_name=str(info["payments"].get("token_name", "OPG")),
-                                 token_version=str(info["payments"].get("token_version", "2")))
+                                 token_version=str(info["payments"].get("token_version", "2")),
+                                 llm_discovery=True)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigurationError(f"{base} does not look like an OpenGradient devnet ({exc!r})") from exc
     return DevnetInfo(network, _credentials(info))

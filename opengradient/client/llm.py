@@ -12,12 +12,25 @@ session on the gateway; later requests to the same host and path send `X-Upto-Se
 of a payment, so a warm client does no signing and no on-chain work per request. Their outputs
 carry `upto_session`, and `payment_hash` stays None until the gateway settles the session (once,
 when it is idle or used up, or at `close_sessions()`, which returns the settlement transactions).
+
+Where requests go: to the network's pinned gateway (`llm_server_url`), or, when the network has
+`llm_discovery` (today's network), to an enclave picked from the TEE registry (`client.llm.enclaves`,
+re-read every 300 s; see `opengradient.client.registry`). A discovered enclave is reached over TLS
+that trusts only its registered certificate, must sign its responses with its own registered key,
+and is paid only at its registered payment address: an offer to pay anyone else is refused before
+anything is signed. A request whose connection to the enclave fails before anything was sent (no
+connection, or a certificate other than the registered one) is sent once more, to another active
+enclave when there is one; one that got any HTTP answer is never re-sent elsewhere. Every output
+names the enclave (`tee_id`, `tee_endpoint`, `tee_payment_address`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -25,7 +38,13 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import httpx
 
 from opengradient.bounded_json import response_json
-from opengradient.client._http import first_choice, raise_for_status, read_json_object, transport_errors
+from opengradient.client._http import (
+    first_choice,
+    never_sent,
+    raise_for_status,
+    read_json_object,
+    transport_errors,
+)
 from opengradient.client.chain import AsyncDriver, Flow, HttpSend, Rpc, SendTx, SyncDriver, wait_for_receipt
 from opengradient.client.payments import (
     DEFAULT_MAX_PAYMENT,
@@ -36,9 +55,11 @@ from opengradient.client.payments import (
     SignedPayment,
     UptoSession,
     declined,
+    describe_offer,
     payment_required_of,
     settlement_of,
 )
+from opengradient.client.registry import EnclaveDirectory, RegisteredEnclave
 from opengradient.client.sse import SSEDecoder, StreamAssembler
 from opengradient.client.tee import (
     TeeAttestation,
@@ -72,6 +93,8 @@ if TYPE_CHECKING:
     from opengradient.client.wallet import Wallet
     from opengradient.networks import Network
 
+log = logging.getLogger("opengradient.llm")
+
 TeeTrust = Literal["registry", "gateway", "off"]
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _TOOL_CHOICES = {"auto", "none", "required"}
@@ -79,8 +102,9 @@ _TOOL_CHOICES = {"auto", "none", "required"}
 _CHAT_ARGUMENTS = frozenset({"model", "messages", "max_tokens", "temperature", "stop", "tools", "tool_choice",
                              "response_format", "stream", "stream_options"})
 _MAX_TOKENS = 1_000_000  # what gateways accept; more is always a mistake
-_GET_ACTIVE_TEES_SIGNATURE = "getActiveTEEs(uint8)"
-_TEE_INFO = "(address,address,string,bytes,bytes,bytes32,uint8,bool,uint256,uint256)"
+#: Response headers of today's gateways: the data-settlement transaction and the batch data's blob.
+DATA_SETTLEMENT_TX_HEADER = "x-settlement-tx-hash"
+DATA_SETTLEMENT_BLOB_HEADER = "x-settlement-walrus-blob-id"
 _ALLOWANCE = bytes.fromhex("dd62ed3e")  # allowance(address,address)
 _APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
 _OPG_DECIMALS = 18
@@ -255,17 +279,40 @@ def opg_to_base_units(amount: Any) -> int:
     return int(units)
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where one request goes: a pinned gateway (`enclave` None) or a registry-discovered enclave."""
+
+    base: str
+    enclave: RegisteredEnclave | None = None
+
+    @property
+    def tls_pin(self) -> bytes | None:
+        """The certificate the connection must trust alone (None: the system's trust, or a transport's)."""
+        return self.enclave.tls_pin if self.enclave is not None else None
+
+
 class _Call:
     """One request: its body, route, canonical hash, and how to read its answer."""
 
-    def __init__(self, kind: Literal["chat", "completion"], body: dict[str, Any], url: str, mode: str) -> None:
+    def __init__(self, kind: Literal["chat", "completion"], body: dict[str, Any], path: str, static_base: str,
+                 mode: str) -> None:
         self.kind = kind
         self.body = body
-        self.url = url
+        self.path = path
         self.mode = mode
         canonical = canonical_chat_request(body) if kind == "chat" else canonical_completion_request(body)
         self.request_hash = request_hash(canonical)
-        self.cache_key = (url, body["model"], body.get("max_tokens"))
+        self.bind(_Target(static_base.rstrip("/")))
+
+    def bind(self, target: _Target) -> None:
+        """Aim the call at `target`. Offers are cached per URL and certificate, so a warm client
+        signs up front only toward a server it already reached through that same certificate."""
+        self.target = target
+        self.url = target.base + self.path
+        pin = target.tls_pin
+        self.cache_key = (self.url, hashlib.sha256(pin).hexdigest() if pin else None, self.body["model"],
+                          self.body.get("max_tokens"))
 
     @property
     def route(self) -> tuple[str, str, int | None, str]:
@@ -291,6 +338,11 @@ class LLM:
         self._tee_trust: TeeTrust = tee_trust
         self._pinned_key = TeeKey.from_pem(tee_public_key) if tee_public_key else None
         self._keys: dict[str, TeeKey] = {}
+        #: The TEE registry as last read, and the enclave requests go to when the network discovers
+        #: them (`clock` and `choose` can be replaced, e.g. to test the 300 s refresh).
+        self.enclaves = EnclaveDirectory(network.tee_registry_address or "", plain_http=http.custom_transport)
+        self._discover = network.llm_discovery and bool(network.tee_registry_address)
+        self._route_pins: dict[tuple[str, str, int | None, str], bytes | None] = {}
         self._sync = SyncDriver(http, network.rpc_url, None, chain_id=network.alpha_chain_id,
                                 max_retries=max_retries)
         self._async = AsyncDriver(http, network.rpc_url, None, chain_id=network.alpha_chain_id,
@@ -427,7 +479,7 @@ class LLM:
             if self._tee_trust == "gateway":
                 self._sync.run(self._gateway_key_flow())
             else:
-                self._sync.run(self._load_registry_flow())
+                self._sync.run(self._read_registry_flow())
         attestation = TeeAttestation.from_fields({
             "tee_signature": proof.tee_signature, "tee_request_hash": proof.input_hash,
             "tee_output_hash": proof.output_hash, "tee_timestamp": proof.tee_timestamp, "tee_id": proof.tee_id})
@@ -445,13 +497,12 @@ class LLM:
                          tools=tools, tool_choice=tool_choice, stream=stream, response_format=response_format,
                          extra_body=extra_body)
         base = self._network.llm_streaming_server_url if stream else self._network.llm_server_url
-        return _Call("chat", body, f"{base.rstrip('/')}/v1/chat/completions", settlement_header(mode))
+        return _Call("chat", body, "/v1/chat/completions", base, settlement_header(mode))
 
     def _completion_call(self, model: TEE_LLM | str, prompt: Any, max_tokens: int, stop: Any,
                          temperature: float, mode: Any) -> _Call:
         body = completion_body(model, prompt, max_tokens=max_tokens, stop_sequence=stop, temperature=temperature)
-        return _Call("completion", body, f"{self._network.llm_server_url.rstrip('/')}/v1/completions",
-                     settlement_header(mode))
+        return _Call("completion", body, "/v1/completions", self._network.llm_server_url, settlement_header(mode))
 
     # -- flows --------------------------------------------------------------------------------
 
@@ -462,31 +513,59 @@ class LLM:
             headers[PAYMENT_SIGNATURE] = payment.header
         elif session is not None:
             headers[UPTO_SESSION] = session.id
-        return HttpSend("POST", call.url, headers, call.body, stream)
+        return HttpSend("POST", call.url, headers, call.body, stream, tls_pin=call.target.tls_pin)
+
+    def _enclave_flow(self, *, avoid: RegisteredEnclave | None = None) -> Flow[RegisteredEnclave]:
+        """The enclave to send to: the current one while the registry (re-read when stale, or when
+        moving away from `avoid`) still lists it, else another active one."""
+        if avoid is not None or self.enclaves.stale():
+            yield from self._read_registry_flow()
+        return self.enclaves.select(avoid=avoid)
 
     def _open_flow(self, call: _Call, *, stream: bool) -> Flow[tuple[httpx.Response, SignedPayment | None]]:
         """Pay (or use the open upto session) and send; returns the successful response and the
-        payment it carried (None when an upto session covered it)."""
+        payment it carried (None when an upto session covered it). A discovered enclave that could
+        not be reached at all is replaced once by another (see the module's docstring)."""
+        if not self._discover:
+            return (yield from self._open_at(call, stream, [0]))
+        call.bind(_Target((enclave := (yield from self._enclave_flow())).base_url, enclave))
+        signed = [0]  # what this call has signed so far, over both attempts: the cap holds for the call
+        try:
+            return (yield from self._open_at(call, stream, signed))
+        except NetworkError as exc:
+            if not never_sent(exc) or signed[0] < 0:  # an answer came, or the request may have arrived
+                raise
+            log.warning("enclave %s at %s could not be reached (%s); trying another once", enclave.tee_id,
+                        enclave.endpoint, exc.message)
+        other = yield from self._enclave_flow(avoid=enclave)
+        call.bind(_Target(other.base_url, other))
+        return (yield from self._open_at(call, stream, signed))
+
+    def _open_at(self, call: _Call, stream: bool, signed: list[int]
+                 ) -> Flow[tuple[httpx.Response, SignedPayment | None]]:
         payer = self._payer
         session = payer.session_for(call.route, call.cache_key) if payer.scheme == "upto" else None
         held = [session]  # the session while this request still counts as in flight on it
         try:
-            return (yield from self._pay_and_send(call, stream, held))
+            return (yield from self._pay_and_send(call, stream, held, signed))
         finally:
             if held[0] is not None:  # failed before an answer said anything about it
                 payer.release_session(held[0])
 
-    def _pay_and_send(self, call: _Call, stream: bool, held: list[UptoSession | None]
+    def _pay_and_send(self, call: _Call, stream: bool, held: list[UptoSession | None], signed: list[int]
                       ) -> Flow[tuple[httpx.Response, SignedPayment | None]]:
+        """`signed[0]`: what the call signed before (set to -1 once an HTTP answer came back)."""
         payer = self._payer
         session = held[0]
         payment = None
         if session is None and payer.wallet is not None:
             cached = payer.cached(call.cache_key)
             if cached is not None:
-                payment = yield from self._sign_flow(cached)
-        signed = payment.amount if payment is not None else 0  # the cap holds for the call
+                payment = yield from self._sign_flow(cached, call, already_signed=signed[0])
+                signed[0] += payment.amount
         response = yield self._send(call, payment, stream, session)
+        already = signed[0]
+        signed[0] = -1  # answered: never re-sent elsewhere
         if response.status_code == 402:
             offer = payment_required_of(response)
             if session is not None:  # settled, used up or expired: pay afresh
@@ -495,7 +574,7 @@ class LLM:
                 held[0] = session = None
             elif payment is not None:
                 payer.forget(call.cache_key)  # the cached offer is stale: pay the new one once
-            payment = yield from self._sign_flow(offer, already_signed=signed)
+            payment = yield from self._sign_flow(offer, call, already_signed=already)
             payer.remember(call.cache_key, offer)
             response = yield self._send(call, payment, stream)
             if response.status_code == 402:
@@ -508,7 +587,8 @@ class LLM:
                     payer.permit2_allowance = None  # read it again next time
                     raise PaymentRequiredError(
                         "the gateway refused the upto payment: the payer's OPG allowance for Permit2 does "
-                        "not cover the session cap (settled sessions use it up)", requirements=refused,
+                        "not cover the session cap (settled sessions use it up). PAYMENT-REQUIRED: "
+                        f"{describe_offer(refused)}", requirements=refused,
                         reason=_ALLOWANCE_REQUIRED,
                         hint="call client.llm.ensure_opg_approval(opg_amount=…) with a larger amount")
                 raise error
@@ -516,8 +596,9 @@ class LLM:
             held[0] = None  # accounted for by keep_session
             payer.keep_session(call.route, call.cache_key, settlement_of(response),
                                response.headers.get(UPTO_SESSION), session)
+            self._route_pins[call.route] = call.target.tls_pin  # where close_sessions goes
         raise_for_status(response)
-        yield from self._trusted_keys_flow(response)
+        yield from self._trusted_keys_flow(response, call.target)
         return response, payment
 
     def _reopen_flow(self, call: _Call, payment: SignedPayment) -> Flow[httpx.Response]:
@@ -528,10 +609,19 @@ class LLM:
         raise_for_status(response)
         return response
 
-    def _sign_flow(self, offer: dict[str, Any], *, already_signed: int = 0) -> Flow[SignedPayment]:
-        """Sign a payment for `offer`; an upto one only once the Permit2 allowance covers its cap."""
+    def _sign_flow(self, offer: dict[str, Any], call: _Call, *, already_signed: int = 0) -> Flow[SignedPayment]:
+        """Sign a payment for `offer`; an upto one only once the Permit2 allowance covers its cap,
+        and for a discovered enclave only when it pays the enclave's registered address."""
         if self._payer.wallet is not None:
             option = self._payer.choose(offer)
+            enclave = call.target.enclave
+            if enclave is not None and str(option.get("payTo", "")).lower() != enclave.payment_address.lower():
+                raise PaymentRequiredError(
+                    f"enclave {enclave.tee_id} asks to be paid at {option.get('payTo')!r}, but the TEE registry "
+                    f"lists its payment address as {enclave.payment_address}; nothing was signed. "
+                    f"PAYMENT-REQUIRED: {describe_offer(offer)}", requirements=offer, reason="pay_to_not_registered",
+                    hint="the enclave's offer and its registry entry disagree: report it, or pin a gateway "
+                         "you trust with og_llm_server_url=…")
             if option.get("scheme") == "upto":
                 try:
                     cap = int(option["amount"])
@@ -561,7 +651,8 @@ class LLM:
         if allowance < cap:
             raise PaymentRequiredError(
                 f"the upto payment needs a Permit2 allowance of at least {cap} base units of OPG (the "
-                f"gateway's session cap); the payer has approved {allowance}", requirements=offer,
+                f"gateway's session cap); the payer has approved {allowance}. PAYMENT-REQUIRED: "
+                f"{describe_offer(offer)}", requirements=offer,
                 reason=_ALLOWANCE_REQUIRED,
                 hint=f"call client.llm.ensure_opg_approval(opg_amount={Decimal(cap) / 10**_OPG_DECIMALS}) "
                      "or more first")
@@ -569,10 +660,10 @@ class LLM:
     def _close_sessions_flow(self) -> Flow[list[dict[str, Any]]]:
         """DELETE each open session at its gateway; the gateway settles it and answers its state."""
         results: list[dict[str, Any]] = []
-        for (scheme, host, port, _path), session in self._payer.take_sessions():
+        for (scheme, host, port, path), session in self._payer.take_sessions():
             base = httpx.URL(scheme=scheme, host=host, port=port)
             reply = yield HttpSend("DELETE", str(base.copy_with(path=f"/upto/sessions/{session.id}")),
-                                   {}, None, False)
+                                   {}, None, False, tls_pin=self._route_pins.get((scheme, host, port, path)))
             if reply.status_code in (404, 405):  # forgotten, or a gateway that settles on its own only
                 results.append({"session": session.id, "status": "unknown", "transaction": None})
                 continue
@@ -599,6 +690,7 @@ class LLM:
         output.usage = Usage.from_dict(data.get("usage"))
         output.model, output.id = data.get("model"), data.get("id")
         self._finish(output, call, payment, settlement_of(response), data, text)
+        self._data_settlement(output, response, data)
         return output
 
     def _stream_finisher(self, call: _Call, payment: SignedPayment | None
@@ -613,6 +705,7 @@ class LLM:
                                           usage=assembled.usage, model=assembled.model, id=assembled.id)
             text = output_text(assembled.text, calls, assembled.finish_reason)
             self._finish(output, call, payment, settlement_of(response), assembled.tee, text)
+            self._data_settlement(output, response, assembled.settlement)
             return output
 
         return finish
@@ -654,8 +747,17 @@ class LLM:
         output.tee_output_hash = fields.get("tee_output_hash")
         output.tee_timestamp = int(fields["tee_timestamp"]) if fields.get("tee_timestamp") is not None else None
         output.tee_id = fields.get("tee_id")
+        output.tee_endpoint = call.target.base
+        enclave = call.target.enclave
+        if enclave is not None:
+            output.tee_payment_address = enclave.payment_address
+            output.tee_id = output.tee_id or enclave.tee_id
         out_hash = output_hash(text)
         if self._tee_trust != "off" or self._pinned_key is not None:
+            signer = str(fields.get("tee_id", "")).lower()
+            if enclave is not None and self._pinned_key is None and signer != enclave.tee_id:
+                raise VerificationError(f"the response is signed by enclave {fields.get('tee_id')}, but the request "
+                                        f"went to enclave {enclave.tee_id} ({enclave.endpoint})")
             attestation = TeeAttestation.from_fields(fields)
             verify_tee_signature(attestation, key=self._key_for(attestation.tee_id),
                                  expected_request_hash=call.request_hash,
@@ -667,22 +769,33 @@ class LLM:
             input_hash=("0x" + call.request_hash.hex()), output_hash="0x" + out_hash.hex(),
             payment_hash=output.payment_hash, model_cid=call.body["model"])
 
-    def _trusted_keys_flow(self, response: httpx.Response) -> Flow[None]:
-        """Load the enclave keys this client trusts, unless the response's signer is known already."""
+    @staticmethod
+    def _data_settlement(output: TextGenerationOutput, response: httpx.Response, fields: Mapping[str, Any]) -> None:
+        """Today's gateways report the data-settlement transaction and the batch data's blob id in
+        headers (or, for a stream, whose headers went out first, in its final event)."""
+        tx = response.headers.get(DATA_SETTLEMENT_TX_HEADER) or fields.get("data_settlement_transaction_hash")
+        blob = response.headers.get(DATA_SETTLEMENT_BLOB_HEADER) or fields.get("data_settlement_blob_id")
+        output.data_settlement_transaction_hash = str(tx) if tx else None
+        output.data_settlement_blob_id = str(blob) if blob else None
+
+    def _trusted_keys_flow(self, response: httpx.Response, target: _Target) -> Flow[None]:
+        """Load the enclave keys this client trusts, unless the response's signer is known already
+        (and, for registry trust, the registry's reading is fresh)."""
         if self._pinned_key is not None or self._tee_trust == "off":
             return
         tee_id = _response_tee_id(response)
-        if self._keys and (tee_id is None or tee_id in self._keys):
-            return
         if self._tee_trust == "gateway":
-            yield from self._gateway_key_flow()
-        else:
-            yield from self._load_registry_flow()
+            if not self._keys or (tee_id is not None and tee_id not in self._keys):
+                yield from self._gateway_key_flow(target)
+        elif not self._keys or (tee_id is not None and tee_id not in self._keys) or self.enclaves.stale():
+            yield from self._read_registry_flow()
 
-    def _gateway_key_flow(self) -> Flow[None]:
-        """Trust the key the gateway publishes at `/signing-key` (only when configured to)."""
-        url = f"{self._network.llm_server_url.rstrip('/')}/signing-key"
-        reply = yield HttpSend("GET", url, {}, None, False)
+    def _gateway_key_flow(self, target: _Target | None = None) -> Flow[None]:
+        """Trust the key the gateway publishes at `/signing-key` (only when configured to): the
+        pinned gateway's, or a discovered enclave's own (over its pinned TLS)."""
+        base = target.base if target is not None else self._network.llm_server_url.rstrip("/")
+        reply = yield HttpSend("GET", f"{base}/signing-key", {}, None, False,
+                               tls_pin=target.tls_pin if target is not None else None)
         raise_for_status(reply)
         published = read_json_object(reply, "the gateway's /signing-key")
         try:
@@ -702,23 +815,17 @@ class LLM:
                                     "recommended)", arguments=("tee_trust",))
         return key
 
-    def _load_registry_flow(self) -> Flow[None]:
-        """Read the active LLM enclaves from the TEE registry on the Alpha chain."""
-        from eth_abi import decode, encode
-        from eth_utils import keccak
-
-        registry = self._network.tee_registry_address
-        if not registry:
+    def _read_registry_flow(self) -> Flow[None]:
+        """Read the active LLM enclaves from the TEE registry on the Alpha chain; with
+        `tee_trust="registry"` their keys are the ones trusted (an enclave no longer listed is no
+        longer trusted)."""
+        if not self._network.tee_registry_address:
             raise VerificationError(
                 f"network {self._network.name!r} names no TEE registry to take enclave keys from",
                 hint="pass tee_trust='gateway' or tee_public_key=… to the client", arguments=("tee_trust",))
-        data = keccak(text=_GET_ACTIVE_TEES_SIGNATURE)[:4] + encode(["uint8"], [0])
-        raw = yield Rpc("eth_call", ({"to": registry, "data": "0x" + data.hex()}, "latest"))
-        (infos,) = decode([f"{_TEE_INFO}[]"], bytes.fromhex(str(raw)[2:]))
-        for info in infos:
-            if info[7]:  # enabled
-                key = TeeKey(bytes(info[3]))
-                self._keys[key.tee_id.lower()] = key
+        entries = yield from self.enclaves.read_flow()
+        if self._tee_trust == "registry":
+            self._keys = {e.tee_id: TeeKey(e.public_key) for e in entries}
 
     def _approval_flow(self, amount: int) -> Flow[ApprovalResult]:
         from eth_abi import decode, encode

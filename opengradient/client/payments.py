@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -57,6 +58,13 @@ def decode_b64_json(value: str) -> Any:
         return bounded_json.loads(base64.b64decode(value))
     except (binascii.Error, ValueError) as exc:
         raise PaymentRequiredError(f"the server sent an unreadable x402 header: {exc}") from exc
+
+
+def describe_offer(offer: Any, limit: int = 4000) -> str:
+    """The decoded `PAYMENT-REQUIRED` document as compact JSON, for error messages (offers hold
+    no secret: amounts, addresses, the resource)."""
+    text = json.dumps(offer, separators=(",", ":"), sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def payment_required_of(response: httpx.Response) -> dict[str, Any]:
@@ -165,7 +173,8 @@ class Payer:
         offered = ", ".join(f"{a.get('scheme')} on {a.get('network')} in {a.get('asset')}" for a in accepts)
         raise PaymentRequiredError(
             f"no payment option this client can pay (it pays {' or '.join(map(repr, self._schemes()))} on "
-            f"{self.network.network} in {self.network.token_address}; the server offers {offered or 'nothing'})",
+            f"{self.network.network} in {self.network.token_address}; the server offers {offered or 'nothing'}). "
+            f"PAYMENT-REQUIRED: {describe_offer(offer)}",
             requirements=offer, hint="point the client at the network the server charges on")
 
     def _schemes(self) -> tuple[str, ...]:
@@ -193,11 +202,13 @@ class Payer:
             what = "an upto session cap of " if option.get("scheme") == "upto" else ""
             raise SpendCapExceededError(
                 f"the server asks {what}{amount} base units of OPG, above this client's cap of "
-                f"{self.max_payment}", amount=amount, cap=self.max_payment, requirements=offer)
+                f"{self.max_payment}. PAYMENT-REQUIRED: {describe_offer(offer)}", amount=amount,
+                cap=self.max_payment, requirements=offer)
         if amount + already_signed > self.max_payment:
             raise SpendCapExceededError(
                 f"this call already signed a payment of {already_signed} base units of OPG and the server asks "
-                f"another {amount}: together above this client's cap of {self.max_payment} per call",
+                f"another {amount}: together above this client's cap of {self.max_payment} per call. "
+                f"PAYMENT-REQUIRED: {describe_offer(offer)}",
                 amount=amount + already_signed, cap=self.max_payment, requirements=offer)
         signed = {**option, "maxTimeoutSeconds": _validity(option)}
         try:
@@ -346,6 +357,7 @@ def declined(response: httpx.Response, offer: dict[str, Any] | None) -> PaymentD
         reason = receipt.get("errorReason")
     if reason is None and offer is not None:
         reason = offer.get("error")
-    return PaymentDeclinedError(f"the server refused the payment: {reason or 'no reason given'}",
+    required = f". PAYMENT-REQUIRED: {describe_offer(offer)}" if offer is not None else ""
+    return PaymentDeclinedError(f"the server refused the payment: {reason or 'no reason given'}{required}",
                                 requirements=offer, reason=reason,
                                 hint="check the payer's OPG balance and the client's payments network")

@@ -63,6 +63,8 @@ class StreamAssembler:
     id: str | None = None
     model: str | None = None
     tee: dict[str, Any] = field(default_factory=dict)
+    #: What the final event reports about data settlement (not signed: outside the output hash).
+    settlement: dict[str, Any] = field(default_factory=dict)
     done: bool = False
 
     def chunk(self, data: str) -> StreamChunk | None:
@@ -85,6 +87,9 @@ class StreamAssembler:
                 if key in self.tee and self.tee[key] != event[key]:
                     raise VerificationError(f"the stream carries two different values of {key}")
                 self.tee[key] = event[key]
+        for key in ("data_settlement_transaction_hash", "data_settlement_blob_id"):
+            if isinstance(event.get(key), str):
+                self.settlement[key] = event[key]
         try:
             return self._event(event)
         except (AttributeError, TypeError, ValueError, OverflowError) as exc:

@@ -1,8 +1,18 @@
-"""`Devnet`: the whole network on this machine — chains, contracts, precompile, Model Hub."""
+"""`Devnet`: the whole network on this machine — chains, contracts, precompile, Model Hub.
+
+LLM enclaves: the gateway signs with `enclaves` enclave keys, each registered in the TEE registry
+(at the public registry's address) with an endpoint of its own. Served over HTTP, each enclave
+also gets an HTTPS server presenting a self-signed certificate made at start, whose DER is what the
+registry lists: clients pin it. In-process there are no sockets and no TLS: the first enclave's
+registered endpoint is the in-process URL itself (further ones `http://enclave-N.devnet.local`),
+with no certificate, and a client reaches them through the devnet's transport. The devnet's own
+preset discovers enclaves in the registry, as today's network does.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -28,6 +38,7 @@ from opengradient.devnet.chain.precompiles.price_history import (
 from opengradient.devnet.services.hub import DEV_EMAIL, DEV_PASSWORD, HubService, ModelStore
 from opengradient.devnet.services.limits import limits_table
 from opengradient.devnet.services.llm.completions import KNOWN_MODELS
+from opengradient.devnet.services.llm.enclave import Enclave
 from opengradient.devnet.services.llm.gateway import LLMGateway
 from opengradient.devnet.services.llm.reference import ReferenceModel
 from opengradient.devnet.services.models import SHIPPED_MODELS
@@ -35,6 +46,7 @@ from opengradient.devnet.services.twins import DEVNET_TWINS_API_KEY, TwinsServic
 from opengradient.devnet.services.workflows import install_workflows
 from opengradient.devnet.services.zkml.service import ZkmlService
 from opengradient.devnet.services.zkml.verifier import VERIFIER_ADDRESS, verifier_runtime_code
+from opengradient.devnet.tls import TlsIdentity, self_signed
 from opengradient.devnet.transport import ASGIBridge
 from opengradient.networks import (
     DEVNET_ALPHA_CHAIN_ID,
@@ -74,7 +86,7 @@ class Devnet:
     def __init__(self, *, http: bool = False, host: str = "127.0.0.1", port: int = 0,
                  data_dir: Path | str | None = None, deferred_results: bool = False,
                  accounts: int = 10, payments_chain: str | PaymentsChain = "devnet",
-                 block_time: float | None = None) -> None:
+                 block_time: float | None = None, enclaves: int | None = None) -> None:
         started = time.perf_counter()
         #: Which chain the payments chain stands in for (`opengradient.devnet.chain.payments_chain`).
         self.payments_mode = resolve_payments_chain(payments_chain)
@@ -112,21 +124,28 @@ class Devnet:
             operator=self.accounts[OPERATOR_ACCOUNT], facilitator=self.accounts[FACILITATOR_ACCOUNT],
             holders=[a.address for a in self.accounts[:USER_ACCOUNTS]], mint_each=OPG_PER_USER,
             token_name=self.payments_mode.token_name, token_version=self.payments_mode.token_version,
-            token_address=self.payments_mode.token_address)
+            token_address=self.payments_mode.token_address, store=self.store)
         self.app = build_app(alpha=self.alpha_chain, payments=self.payments_chain, hub=self.hub,
                              precompile=self.precompile, info=self.info, llm=self.gateway,
                              twins=self.twins, zkml=self.zkml)
         self._bridge = ASGIBridge(self.app, direct={"/rpc/alpha": self.alpha_chain.rpc_bytes,
                                                      "/rpc/payments": self.payments_chain.rpc_bytes})
-        self._server: Any = None
-        self._server_thread: threading.Thread | None = None
+        #: uvicorn servers and their threads: the devnet's HTTP server first, then the enclaves' HTTPS
+        #: servers by tee id.
+        self._servers: list[tuple[Any, threading.Thread]] = []
+        self._enclave_servers: dict[str, tuple[Any, threading.Thread]] = {}
         self.url = self._serve(host, port) if http else IN_PROCESS_URL
-        self.gateway.register_tee(self.url)
+        count = enclaves if enclaves is not None else (2 if http else 1)
+        if count < 1:
+            raise ValueError("a devnet needs at least one enclave")
+        for index in range(count):
+            self._add_enclave(index, host, (port + 1 + index) if http and port else 0)
         self.network: Network = devnet_network(self.url, opg_token=self.gateway.contracts.opg_token,
                                                payments_chain_id=self.payments_mode.chain_id,
                                                tee_registry=self.gateway.tee_registry,
                                                token_name=self.payments_mode.token_name,
-                                               token_version=self.payments_mode.token_version)
+                                               token_version=self.payments_mode.token_version,
+                                               llm_discovery=True)
         self.client = self.new_client()
         self.workflows = install_workflows(self.alpha_chain, self.hub, self.price_feed, self.accounts)
         if block_time is not None:  # after the deployment, which automines
@@ -138,7 +157,35 @@ class Devnet:
     @property
     def in_process(self) -> bool:
         """True when the devnet is reached through transports rather than sockets."""
-        return self._server is None
+        return not self._servers
+
+    def _add_enclave(self, index: int, host: str, port: int) -> None:
+        """Register enclave `index` (the gateway's own key first): over HTTP behind an HTTPS server
+        of its own, in-process at an in-process URL."""
+        enclave = self.gateway.enclave if index == 0 else Enclave()
+        if self.in_process:
+            endpoint = IN_PROCESS_URL if index == 0 else f"http://enclave-{index}.devnet.local"
+            self.gateway.register_tee(endpoint, enclave=enclave)
+            return
+        identity = self_signed(f"opengradient-devnet-enclave-{index}", host)
+        try:
+            server, thread, bound = self._serve_tls(host, port, identity)
+        except OSError:  # the port after the devnet's is taken: any free one will do
+            server, thread, bound = self._serve_tls(host, 0, identity)
+        self._enclave_servers[enclave.tee_id] = (server, thread)
+        self.gateway.register_tee(f"https://{_authority(host, bound)}", enclave=enclave,
+                                  certificate=identity.certificate_der)
+
+    def disable_enclave(self, tee_id: str) -> None:
+        """Take an enclave out of the TEE registry's active list (its server keeps answering)."""
+        self.gateway.disable_tee(tee_id)
+
+    def stop_enclave(self, tee_id: str) -> None:
+        """Stop an enclave's HTTPS server (the registry still lists it): connections to it fail."""
+        entry = self._enclave_servers.pop(tee_id, None)
+        if entry is None:
+            raise KeyError(f"no enclave server for {tee_id} (in-process devnets have none)")
+        _stop(*entry)
 
     def new_client(self, private_key: str | None = None, **kwargs: Any) -> Client:
         """A client for this devnet (dev account 0 and the dev hub user unless told otherwise)."""
@@ -167,6 +214,7 @@ class Devnet:
                       "llm_precompile": LLM_PRECOMPILE_ADDRESS,
                       "price_history_precompile": PRICE_HISTORY_PRECOMPILE_ADDRESS,
                       "tee_registry": self.network.tee_registry_address,
+                      "tee_enclaves": self.gateway.registered,
                       "zkml_verifier": VERIFIER_ADDRESS},
             "payments": {"rpc_url": self.network.payments.rpc_url,
                          "chain_id": self.payments_mode.chain_id,
@@ -186,6 +234,25 @@ class Devnet:
         }
 
     def _serve(self, host: str, port: int) -> str:
+        server, thread, bound = self._start_server(host, port, uvicorn_options={})
+        self._servers.append((server, thread))
+        return f"http://{_authority(host, bound)}"
+
+    def _serve_tls(self, host: str, port: int, identity: TlsIdentity) -> tuple[Any, threading.Thread, int]:
+        """An HTTPS server of the devnet's app presenting `identity`; the key file it loads lives in a
+        private directory only until the server is up."""
+        directory = Path(tempfile.mkdtemp(prefix="og-devnet-tls-"))
+        try:
+            cert, key = identity.write_pem(directory)
+            server, thread, bound = self._start_server(
+                host, port, uvicorn_options={"ssl_certfile": str(cert), "ssl_keyfile": str(key)})
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        self._servers.append((server, thread))
+        return server, thread, bound
+
+    def _start_server(self, host: str, port: int, *, uvicorn_options: dict[str, Any]
+                      ) -> tuple[Any, threading.Thread, int]:
         import socket
 
         import uvicorn
@@ -202,18 +269,17 @@ class Devnet:
             sock.close()
             raise OSError(f"{host}:{port} is not available ({exc.strerror})") from exc
         bound_port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", **uvicorn_options)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                  name="og-devnet-http", daemon=True)
+                                  name=f"og-devnet-http-{bound_port}", daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the devnet could not serve on {host}:{bound_port}")
             time.sleep(0.005)
-        self._server, self._server_thread = server, thread
-        return f"http://{host}:{bound_port}"
+        return server, thread, bound_port
 
     def close(self) -> None:
         """Stop serving and free the data directory (if the devnet made it)."""
@@ -221,11 +287,10 @@ class Devnet:
         self.client.close()
         self.gateway.close()
         self.zkml.close()
-        if self._server is not None:
-            self._server.should_exit = True
-            if self._server_thread is not None:
-                self._server_thread.join(timeout=5)
-            self._server = None
+        for server, thread in self._servers:
+            _stop(server, thread)
+        self._servers.clear()
+        self._enclave_servers.clear()
         self._bridge.close()
         self.alpha_chain.close()
         self.payments_chain.close()
@@ -243,9 +308,19 @@ class Devnet:
         return f"Devnet(url={self.url!r}, models={[m.name for m in self.models]})"
 
 
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _stop(server: Any, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
 def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
           data_dir: Path | str | None = None, deferred_results: bool = False,
-          payments_chain: str = "devnet", block_time: float | None = None) -> Devnet:
+          payments_chain: str = "devnet", block_time: float | None = None,
+          enclaves: int | None = None) -> Devnet:
     """Start a devnet: in-process by default, or served over HTTP on `host:port` with `http=True`.
 
     `deferred_results=True` makes on-chain inference behave like asynchronous execution on the
@@ -255,6 +330,8 @@ def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
     that hard-code them; signatures are then valid in form on the public chain: dev keys only).
     `block_time` (seconds) mines both chains at that interval, as anvil's `--block-time`; without
     it they automine (a block as soon as transactions arrive; concurrent ones share it).
+    `enclaves` is how many LLM enclaves the TEE registry lists (default 2 over HTTP, each behind an
+    HTTPS server with its own self-signed certificate; 1 in-process).
     """
-    return Devnet(http=http, host=host, port=port, data_dir=data_dir,
-                  deferred_results=deferred_results, payments_chain=payments_chain, block_time=block_time)
+    return Devnet(http=http, host=host, port=port, data_dir=data_dir, deferred_results=deferred_results,
+                  payments_chain=payments_chain, block_time=block_time, enclaves=enclaves)

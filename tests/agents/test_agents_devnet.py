@@ -175,6 +175,8 @@ def test_langchain_chain_on_the_devnet(devnet: Devnet) -> None:
     assert message.usage_metadata is not None and message.usage_metadata["total_tokens"] > 0
     assert message.response_metadata["model_name"] == "anthropic/claude-3.5-haiku"
     assert message.response_metadata["payment_hash"].startswith("0x")
+    assert (message.response_metadata["tee_endpoint"], message.response_metadata["tee_payment_address"]) == (
+        devnet.url, devnet.gateway.pay_to)  # the enclave the registry listed
     assert og.Proof.from_dict(message.response_metadata["proof"]).verify(llm.get_client())
     text = "".join((prompt | llm | StrOutputParser()).stream({"topic": "proofs"}))
     assert text

@@ -199,8 +199,10 @@ class TestOpenGradientChatModelIntegration(ChatModelIntegrationTests):
         recording = record_mode not in ("none", None)
         net = request.getfixturevalue("devnet_http" if recording else "devnet")
         if request.node.get_closest_marker("vcr") is not None and not recording:
-            key = net.accounts[0].private_key
-            self._new_client = lambda: Client(key, network=net.network)  # VCR answers
+            key = net.accounts[0].private_key  # VCR answers, as the devnet's plain URL did when recording
+            self._new_client = lambda: Client(key, network=net.network, og_llm_server_url=net.url)
+        elif recording:  # the devnet's plain URL as a pinned gateway: cassettes hold no enclave HTTPS ports
+            self._new_client = lambda: net.new_client(og_llm_server_url=net.url)
         else:
             self._new_client = net.new_client
 

@@ -32,6 +32,7 @@ from opengradient.devnet.chain.deploy import (
 )
 from opengradient.devnet.chain.evm import DevChain
 from opengradient.devnet.chain.keys import DevAccount, dev_accounts
+from opengradient.networks import TEE_REGISTRY_ADDRESS
 
 CHAIN_ID = 31_411
 NETWORK = f"eip155:{CHAIN_ID}"
@@ -903,6 +904,7 @@ def test_tee_registry(accounts: list[DevAccount]) -> None:
     operator, stranger = accounts[0], accounts[1]
     alpha = DevChain(CHAIN_ID + 10, funded={a.address: 10_000 * ETHER for a in accounts}, name="alpha")
     registry = deploy_tee_registry(alpha, operator)
+    assert registry == TEE_REGISTRY_ADDRESS  # where today's network has it
     admin = Deployer(alpha, operator)
     assert admin.call(registry, "TEERegistry", "admin") == operator.address
 
@@ -930,10 +932,22 @@ def test_tee_registry(accounts: list[DevAccount]) -> None:
         admin.transact(registry, "TEERegistry", "registerTEE", accounts[2].address, "x", b"\x01", b"", pcr, 2)
 
     info = admin.call(registry, "TEERegistry", "getTEE", tee_id)
-    owner, payment, endpoint, public_key, tls, pcr_hash, tee_type, enabled, registered_at, heartbeat_at = info
+    owner, payment, endpoint, public_key, tls, pcr_hash, tee_type, enabled, registered_at, heartbeat_at, ohttp = info
     assert (owner, payment, endpoint) == (operator.address, accounts[2].address, "https://127.0.0.1:8443")
     assert (public_key, tls, pcr_hash, tee_type, enabled) == (llm_key, cert, pcr, 0, True)
     assert registered_at == heartbeat_at > 0
+    assert ohttp == (0, 0, 0, 0, b"", b"", 0)  # no Oblivious HTTP until one is set
+
+    x25519 = bytes(range(32))
+    with pytest.raises(DeployerError, match="caller is not the TEE owner"):
+        Deployer(alpha, stranger).transact(registry, "TEERegistry", "setOhttpConfig", tee_id, 1, 0x20, 1, 3, x25519,
+                                           b"")
+    with pytest.raises(DeployerError, match="32 bytes"):
+        admin.transact(registry, "TEERegistry", "setOhttpConfig", tee_id, 1, 0x20, 1, 3, b"short", b"")
+    admin.transact(registry, "TEERegistry", "setOhttpConfig", tee_id, 1, 0x20, 1, 3, x25519, b"\x01config")
+    key_id, kem, kdf, aead, ohttp_key, key_config, ohttp_at = admin.call(registry, "TEERegistry", "getTEE", tee_id)[10]
+    assert (key_id, kem, kdf, aead, ohttp_key, key_config) == (1, 0x20, 1, 3, x25519, b"\x01config")
+    assert ohttp_at >= registered_at
     assert admin.call(registry, "TEERegistry", "isTEEActive", tee_id) is True
     assert admin.call(registry, "TEERegistry", "isTEEActive", b"\x00" * 32) is False
 
@@ -941,6 +955,8 @@ def test_tee_registry(accounts: list[DevAccount]) -> None:
     assert [keccak(t[3]) for t in active] == [tee_id, second_id]
     assert [t[3] for t in admin.call(registry, "TEERegistry", "getActiveTEEs", 1)] == [validator_key]
     assert admin.call(registry, "TEERegistry", "getActiveTEEIds", 0) == (tee_id, second_id)
+    assert admin.call(registry, "TEERegistry", "getEnabledTEEs", 0) == (tee_id, second_id)
+    assert admin.call(registry, "TEERegistry", "getTEEsByType", 1) == (keccak(validator_key),)
     assert admin.call(registry, "TEERegistry", "teeCount") == 3
 
     admin.transact(registry, "TEERegistry", "heartbeat", tee_id)
@@ -950,7 +966,10 @@ def test_tee_registry(accounts: list[DevAccount]) -> None:
         admin.transact(registry, "TEERegistry", "disableTEE", b"\x02" * 32)
     admin.transact(registry, "TEERegistry", "disableTEE", tee_id)
     assert admin.call(registry, "TEERegistry", "isTEEActive", tee_id) is False
+    assert admin.call(registry, "TEERegistry", "isTEEEnabled", tee_id) is False
     assert [keccak(t[3]) for t in admin.call(registry, "TEERegistry", "getActiveTEEs", 0)] == [second_id]
+    assert admin.call(registry, "TEERegistry", "getEnabledTEEs", 0) == (second_id,)
+    assert admin.call(registry, "TEERegistry", "getTEEsByType", 0) == (tee_id, second_id)
     assert admin.call(registry, "TEERegistry", "getTEE", tee_id)[7] is False
     admin.transact(registry, "TEERegistry", "enableTEE", tee_id)
     assert admin.call(registry, "TEERegistry", "isTEEActive", tee_id) is True

@@ -42,10 +42,7 @@ CLIENTS = {
     "latest": ("opengradient", "base", "oglatest.py", 4),
 }
 #: Capabilities that cannot pass yet for a reason outside this devnet's control, and that reason.
-PENDING = {
-    ("latest", "TEE registry discovery"): "pending: the devnet's TEE registry entries have no ohttpConfig and no "
-                                          "registered TLS certificate yet (issue 11, parts 3–4)",
-}
+PENDING: dict[tuple[str, str], str] = {}
 #: Paths no test can run, and why (recorded in the matrix as such).
 NOT_RUN = [
     ("hub (create, version, upload, list)", "0.7.4", "not pointable: Model Hub URL hard-coded to the public API, "
@@ -124,7 +121,8 @@ def test_official_client_against_the_devnet(client_name: str, devnet_up: dict[st
               "model_cid": next(m["cid"] for m in info["models"] if m["name"] == "price-regression"),
               "workflow_model_cid": workflow["model_cid"], "genesis_workflow": workflow["address"],
               "input_name": ETH_RETURN.input_name, "output_name": ETH_RETURN.output_name,
-              "total_candles": ETH_RETURN.total_candles}
+              "total_candles": ETH_RETURN.total_candles, "pay_to": info["llm"]["pay_to"],
+              "tee_ids": [e["tee_id"] for e in info["llm"]["enclaves"]]}
     (tmp_path / "config.json").write_text(json.dumps(config))
     payments_rpc, token = info["payments"]["rpc_url"], info["payments"]["opg_token"]
     assert _balance(payments_rpc, token, payer.address) == OPG_PER_USER

@@ -1,4 +1,5 @@
-"""What the SDK signs and what it accepts, against a gateway that lies.
+"""What the SDK signs and what it accepts, against a gateway that lies (pinned with `og_llm_server_url`,
+so every request goes to it).
 
 Invariants:
 - one call signs at most `max_payment_per_request` in total: a gateway that answers a pre-signed
@@ -81,8 +82,8 @@ class LyingGateway:
 
 
 def _client(net: Devnet, transport: httpx.MockTransport, **kwargs: Any) -> og.Client:
-    return og.Client(net.accounts[2].private_key, network=net.network, transport=transport, tee_trust="off",
-                     max_payment_per_request=CAP, **kwargs)
+    return og.Client(net.accounts[2].private_key, network=net.network, og_llm_server_url=net.url, transport=transport,
+                     tee_trust="off", max_payment_per_request=CAP, **kwargs)
 
 
 @pytest.mark.parametrize("fraction", [0.6, 0.3, 0.1])
@@ -156,7 +157,7 @@ def _relabelling_proxy(enclave: Enclave) -> httpx.MockTransport:
 ])
 def test_relabelled_tool_calls_are_refused(devnet: Devnet, tools: Any, tool_choice: Any, why: str) -> None:
     enclave = Enclave()
-    client = og.Client(devnet.accounts[2].private_key, network=devnet.network,
+    client = og.Client(devnet.accounts[2].private_key, network=devnet.network, og_llm_server_url=devnet.url,
                        transport=_relabelling_proxy(enclave), tee_public_key=enclave.public_key_pem)
     with pytest.raises(og.VerificationError, match=why):
         client.llm.chat("gpt-4o", [{"role": "user", "content": "hi"}], max_tokens=10, tools=tools,
@@ -165,7 +166,7 @@ def test_relabelled_tool_calls_are_refused(devnet: Devnet, tools: Any, tool_choi
 
 def test_tool_calls_the_request_allowed_still_verify(devnet: Devnet) -> None:
     enclave = Enclave()
-    client = og.Client(devnet.accounts[2].private_key, network=devnet.network,
+    client = og.Client(devnet.accounts[2].private_key, network=devnet.network, og_llm_server_url=devnet.url,
                        transport=_relabelling_proxy(enclave), tee_public_key=enclave.public_key_pem)
     output = client.llm.chat("gpt-4o", [{"role": "user", "content": "hi"}], max_tokens=10, tools=TOOLS)
     assert output.tee_verified and output.chat_output is not None
@@ -200,7 +201,8 @@ def test_malformed_answers_are_typed_errors(devnet: Devnet, what: str, content: 
     def gateway(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=content, headers={"Content-Type": media})
 
-    client = og.Client(devnet.accounts[2].private_key, network=devnet.network, transport=httpx.MockTransport(gateway),
+    client = og.Client(devnet.accounts[2].private_key, network=devnet.network, og_llm_server_url=devnet.url,
+                       transport=httpx.MockTransport(gateway),
                        tee_trust="off", twins_api_key="k")
     messages = [{"role": "user", "content": "hi"}]
     try:

@@ -4,7 +4,8 @@
 the chain's in-process JSON-RPC handler, so it behaves exactly as a remote client would, but
 without a socket. `deploy_payment_contracts` and `deploy_tee_registry` set up what the devnet
 needs at start: the OPG token (ERC-20 + EIP-2612 + EIP-3009), the settlement recorder, Multicall3
-at its canonical address (payments chain), and the TEE registry (Alpha chain).
+at its canonical address (payments chain), and the TEE registry at the public registry's address
+(Alpha chain).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from eth_utils import keccak, to_checksum_address
 
 from opengradient.devnet.chain.evm import DevChain, decode_revert_reason
 from opengradient.devnet.chain.keys import DevAccount
+from opengradient.networks import TEE_REGISTRY_ADDRESS
 
 __all__ = [
     "ARTIFACTS_DIR",
@@ -423,9 +425,18 @@ def _relocate(chain: DevChain, deployer: Deployer, source: str, target: str, slo
     return target
 
 
-def deploy_tee_registry(chain: DevChain, operator: DevAccount) -> str:
-    """Deploy the TEE registry on the Alpha chain with ``operator`` as its admin; return its address."""
-    return Deployer(chain, operator, estimate_gas=False).deploy("TEERegistry", operator.address)
+#: Storage the TEERegistry constructor writes: the admin.
+_TEE_REGISTRY_SLOTS = 1
+
+
+def deploy_tee_registry(chain: DevChain, operator: DevAccount, *, address: str | None = TEE_REGISTRY_ADDRESS) -> str:
+    """Deploy the TEE registry on the Alpha chain with ``operator`` as its admin, at the public
+    registry's address (or where the deployment puts it with ``address=None``); return its address."""
+    deployer = Deployer(chain, operator, estimate_gas=False)
+    registry = deployer.deploy("TEERegistry", operator.address)
+    if address is None:
+        return registry
+    return _relocate(chain, deployer, registry, to_checksum_address(address), _TEE_REGISTRY_SLOTS)
 
 
 def _main() -> None:  # pragma: no cover - a quick timing check: python -m opengradient.devnet.chain.deploy

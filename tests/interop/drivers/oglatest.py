@@ -81,7 +81,11 @@ def settlement_modes(paid: Payments) -> str:
         result = run(llm.chat(MODEL, HELLO, max_tokens=20, x402_settlement_mode=mode))
         paid.note(result.payment_hash)
         expect(bool(result.chat_output["content"]), f"empty reply in mode {mode.value}")
-        seen.append(f"{mode.value} (data tx {'yes' if result.data_settlement_transaction_hash else 'no'})")
+        blob = getattr(result, "data_settlement_blob_id", None)
+        if mode.value == "batch":  # the devnet stores the batch data and says where
+            expect(bool(blob), "a batch answer without x-settlement-walrus-blob-id")
+        seen.append(f"{mode.value} (data tx {'yes' if result.data_settlement_transaction_hash else 'no'}, "
+                    f"batch blob {'yes' if blob else 'no'})")
     return ", ".join(seen)
 
 
@@ -90,7 +94,12 @@ def registry(paid: Payments) -> str:
                         tee_registry_address=cfg["tee_registry"])
     result = run(discovered.chat(MODEL, HELLO, max_tokens=20))
     paid.note(result.payment_hash)
-    return f"reply through a registry-discovered enclave: {result.chat_output['content'][:30]!r}"
+    expect(str(result.tee_endpoint).startswith("https://"), f"not an HTTPS enclave: {result.tee_endpoint}")
+    registered = {t.lower().removeprefix("0x") for t in cfg["tee_ids"]}
+    expect(str(result.tee_id).lower().removeprefix("0x") in registered, f"tee_id {result.tee_id} is not registered")
+    expect(str(result.tee_payment_address).lower() == cfg["pay_to"].lower(), f"paid {result.tee_payment_address}")
+    return (f"reply {result.chat_output['content'][:30]!r} from enclave {str(result.tee_id)[:10]}… at "
+            f"{result.tee_endpoint} (TLS pinned to its registered certificate), paid to {result.tee_payment_address}")
 
 
 def infer(paid: Payments) -> str:

@@ -2,17 +2,31 @@
 pragma solidity 0.8.28;
 
 /// @title TEERegistry: the enclaves (TEEs) clients may trust, on the Alpha chain.
-/// @notice PROTOCOL.md section 4.4. Each TEE is identified by
+/// @notice The registry of today's public network (the devnet places it at the public address).
+///   Each TEE is identified by
 ///   teeId = keccak256(publicKey), where publicKey is the DER SubjectPublicKeyInfo of the
 ///   enclave's RSA signing key, the same id the gateway puts in `tee_id` of every response.
 ///   Clients list the active TEEs of a type, pin the registered TLS certificate, and verify
 ///   response signatures with the registered key.
-///   teeType 0 = LLM proxy, 1 = validator.
+///   teeType 0 = LLM proxy, 1 = validator. `ohttpConfig` is the HPKE key an Oblivious HTTP client
+///   seals requests to (all zero, with an empty key, when the enclave offers no OHTTP).
 /// @dev Registration is restricted to the admin (the devnet's operator). The registering account
-///   becomes the TEE's owner; the owner or the admin may heartbeat, disable and re-enable it.
+///   becomes the TEE's owner; the owner or the admin may heartbeat, disable and re-enable it and
+///   set its OHTTP configuration. "Active" and "enabled" are the same here: the devnet expires no
+///   heartbeat and revokes no measurement.
 contract TEERegistry {
     uint8 public constant TEE_TYPE_LLM_PROXY = 0;
     uint8 public constant TEE_TYPE_VALIDATOR = 1;
+
+    struct OhttpConfig {
+        uint8 keyId;
+        uint16 kemId;
+        uint16 kdfId;
+        uint16 aeadId;
+        bytes publicKey;
+        bytes keyConfig;
+        uint256 registeredAt;
+    }
 
     struct TEEInfo {
         address owner;
@@ -25,6 +39,7 @@ contract TEERegistry {
         bool enabled;
         uint256 registeredAt;
         uint256 lastHeartbeatAt;
+        OhttpConfig ohttpConfig;
     }
 
     address public admin;
@@ -35,6 +50,7 @@ contract TEERegistry {
     event TEEHeartbeat(bytes32 indexed teeId, uint256 timestamp);
     event TEEDisabled(bytes32 indexed teeId);
     event TEEEnabled(bytes32 indexed teeId);
+    event OhttpConfigSet(bytes32 indexed teeId, uint8 keyId);
     event AdminChanged(address indexed previousAdmin, address indexed newAdmin);
 
     modifier onlyAdmin() {
@@ -75,18 +91,17 @@ contract TEERegistry {
         require(teeType <= TEE_TYPE_VALIDATOR, "TEERegistry: unknown TEE type");
         teeId = keccak256(publicKey);
         require(_tees[teeId].registeredAt == 0, "TEERegistry: TEE already registered");
-        _tees[teeId] = TEEInfo({
-            owner: msg.sender,
-            paymentAddress: paymentAddress,
-            endpoint: endpoint,
-            publicKey: publicKey,
-            tlsCertificate: tlsCertificate,
-            pcrHash: pcrHash,
-            teeType: teeType,
-            enabled: true,
-            registeredAt: block.timestamp,
-            lastHeartbeatAt: block.timestamp
-        });
+        TEEInfo storage tee = _tees[teeId];
+        tee.owner = msg.sender;
+        tee.paymentAddress = paymentAddress;
+        tee.endpoint = endpoint;
+        tee.publicKey = publicKey;
+        tee.tlsCertificate = tlsCertificate;
+        tee.pcrHash = pcrHash;
+        tee.teeType = teeType;
+        tee.enabled = true;
+        tee.registeredAt = block.timestamp;
+        tee.lastHeartbeatAt = block.timestamp;
         _teeIds.push(teeId);
         emit TEERegistered(teeId, msg.sender, teeType, endpoint);
     }
@@ -109,6 +124,29 @@ contract TEERegistry {
         emit TEEEnabled(teeId);
     }
 
+    /// @notice Sets the HPKE key Oblivious HTTP clients seal requests to (a 32-byte X25519 key).
+    function setOhttpConfig(
+        bytes32 teeId,
+        uint8 keyId,
+        uint16 kemId,
+        uint16 kdfId,
+        uint16 aeadId,
+        bytes calldata publicKey,
+        bytes calldata keyConfig
+    ) external onlyOwnerOrAdmin(teeId) {
+        require(publicKey.length == 32, "TEERegistry: OHTTP public key must be 32 bytes");
+        _tees[teeId].ohttpConfig = OhttpConfig({
+            keyId: keyId,
+            kemId: kemId,
+            kdfId: kdfId,
+            aeadId: aeadId,
+            publicKey: publicKey,
+            keyConfig: keyConfig,
+            registeredAt: block.timestamp
+        });
+        emit OhttpConfigSet(teeId, keyId);
+    }
+
     function getTEE(bytes32 teeId) external view returns (TEEInfo memory) {
         TEEInfo storage tee = _tees[teeId];
         require(tee.registeredAt != 0, "TEERegistry: unknown TEE");
@@ -116,6 +154,11 @@ contract TEERegistry {
     }
 
     function isTEEActive(bytes32 teeId) external view returns (bool) {
+        TEEInfo storage tee = _tees[teeId];
+        return tee.registeredAt != 0 && tee.enabled;
+    }
+
+    function isTEEEnabled(bytes32 teeId) external view returns (bool) {
         TEEInfo storage tee = _tees[teeId];
         return tee.registeredAt != 0 && tee.enabled;
     }
@@ -141,13 +184,27 @@ contract TEERegistry {
     }
 
     /// @notice Ids of the active TEEs of one type, in registration order (cheaper than getActiveTEEs).
-    function getActiveTEEIds(uint8 teeType) external view returns (bytes32[] memory ids) {
+    function getActiveTEEIds(uint8 teeType) external view returns (bytes32[] memory) {
+        return _ids(teeType, true);
+    }
+
+    /// @notice Ids of the enabled TEEs of one type, in registration order.
+    function getEnabledTEEs(uint8 teeType) external view returns (bytes32[] memory) {
+        return _ids(teeType, true);
+    }
+
+    /// @notice Ids of every TEE of one type ever registered (enabled or not), in registration order.
+    function getTEEsByType(uint8 teeType) external view returns (bytes32[] memory) {
+        return _ids(teeType, false);
+    }
+
+    function _ids(uint8 teeType, bool enabledOnly) private view returns (bytes32[] memory ids) {
         uint256 total = _teeIds.length;
         bytes32[] memory buffer = new bytes32[](total);
         uint256 found = 0;
         for (uint256 i = 0; i < total; ++i) {
             TEEInfo storage tee = _tees[_teeIds[i]];
-            if (tee.enabled && tee.teeType == teeType) {
+            if (tee.teeType == teeType && (tee.enabled || !enabledOnly)) {
                 buffer[found++] = _teeIds[i];
             }
         }

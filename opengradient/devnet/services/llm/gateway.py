@@ -7,7 +7,21 @@ Routes (mounted on the devnet app's root):
 - `POST /facilitator/verify`, `POST /facilitator/settle`, `GET /facilitator/supported` — the
   devnet's facilitator in x402's facilitator HTTP API shapes, for x402's own server middleware;
 - `GET /upto/sessions/{id}` (a session's state and, once settled, its transaction) and
-  `DELETE /upto/sessions/{id}` (settle it now; answers when it is on chain).
+  `DELETE /upto/sessions/{id}` (settle it now; answers when it is on chain);
+- `GET /settlement/blobs/{blob_id}` — the batch data of a `batch` request (see below).
+
+Enclaves: the gateway signs with one or more enclave keys, each registered in the TEE registry
+with its own endpoint (and TLS certificate, for an HTTPS endpoint). A request is answered, and its
+response signed, by the enclave whose registered endpoint it was sent to (by its `Host`); anything
+else — the devnet's plain base URL — by the first enclave. They share one payment address, one
+ledger of payments and one book of upto sessions: one operator running several enclaves.
+
+Data settlement, reported as today's gateways do: an `individual` (`settle-metadata`) request is
+recorded on chain before it is answered and the answer carries `x-settlement-tx-hash`; a `batch`
+request's batch data (its hashes, signature, enclave and payment) is stored in the devnet's
+content-addressed store and the answer carries its id in `x-settlement-walrus-blob-id`, while
+its leaf waits for the Merkle batch. A stream, whose headers go out first, carries them in its
+final event (`data_settlement_transaction_hash`, `data_settlement_blob_id`).
 
 Validation follows OpenAI's API: besides the core fields the gateway takes OpenAI's other chat
 fields (`top_p`, penalties, `seed`, `parallel_tool_calls`, `metadata`, `web_search`, …, checked
@@ -55,6 +69,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from eth_utils import keccak
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -110,7 +125,7 @@ from opengradient.devnet.services.llm.payments import (
     price_of,
     v1_requirements_json,
 )
-from opengradient.devnet.services.llm.settlement import SettlementRecord, SettlementRecorder
+from opengradient.devnet.services.llm.settlement import SettlementRecord, SettlementRecorder, merkle_leaf
 from opengradient.devnet.services.llm.upstream import UpstreamRouter
 from opengradient.devnet.services.llm.upto import SESSION_HEADER, UptoSession, UptoSessions
 
@@ -118,6 +133,7 @@ if TYPE_CHECKING:
     from opengradient.devnet.chain.deploy import PaymentContracts
     from opengradient.devnet.chain.evm import DevChain
     from opengradient.devnet.chain.keys import DevAccount
+    from opengradient.devnet.services.hub import ModelStore
 
 __all__ = ["LLMGateway", "NO_MATCHING_REQUIREMENTS"]
 
@@ -147,6 +163,9 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 #: Tools one request may offer (OpenAI's limit).
 MAX_TOOLS = 128
+#: Response headers reporting data settlement (today's gateways).
+DATA_SETTLEMENT_TX_HEADER = "x-settlement-tx-hash"
+DATA_SETTLEMENT_BLOB_HEADER = "x-settlement-walrus-blob-id"
 
 
 class _BadRequestError(Exception):
@@ -455,6 +474,7 @@ class _Call:
     mode: str
     canonical: dict[str, Any]
     request_hash: bytes
+    enclave: Enclave
     created: int = field(default_factory=lambda: int(time.time()))
     id: str = ""
     # payment
@@ -486,14 +506,21 @@ class LLMGateway:
                  facilitator: DevAccount, router: UpstreamRouter | None = None,
                  enclave: Enclave | None = None, token_name: str = "OPG",
                  token_version: str = "2", upto_cap_multiple: int = UPTO_CAP_MULTIPLE,
-                 upto_idle_seconds: float = 30.0) -> None:
+                 upto_idle_seconds: float = 30.0, store: ModelStore | None = None) -> None:
         self.payments_chain = payments_chain
         self.alpha_chain = alpha_chain
         self.contracts = contracts
         self.tee_registry = tee_registry
         self.operator = operator
         self.router = router or UpstreamRouter.from_env()
+        #: The first enclave: it answers requests sent to no registered endpoint.
         self.enclave = enclave or Enclave()
+        #: Enclaves by the authority (`host:port`) of their registered endpoint, and what was registered.
+        self._by_authority: dict[str, Enclave] = {}
+        self.registered: list[dict[str, Any]] = []
+        #: Where batch data is stored (content-addressed), and the ids of what this gateway stored there.
+        self.store = store
+        self._blobs: set[str] = set()
         self.token_name, self.token_version = token_name, token_version
         self.network = f"eip155:{payments_chain.chain_id}"
         self.pay_to = operator.address
@@ -503,7 +530,6 @@ class LLMGateway:
         self.require_payment = True
         #: Failures and stalls to produce on purpose, for testing clients (`faults.py`).
         self.faults = Faults()
-        self.tee_registered_endpoint: str | None = None
         self._ledger = _Ledger()
         self._requirements: dict[int, PaymentRequirements] = {}
         self._upto_requirements: dict[int, PaymentRequirements] = {}
@@ -525,7 +551,7 @@ class LLMGateway:
     def deploy(cls, *, payments_chain: DevChain, alpha_chain: DevChain, operator: DevAccount,
                facilitator: DevAccount, holders: list[str], mint_each: int = 1_000_000 * 10**18,
                router: UpstreamRouter | None = None, token_name: str = "OPG", token_version: str = "2",
-               token_address: str | None = None) -> LLMGateway:
+               token_address: str | None = None, store: ModelStore | None = None) -> LLMGateway:
         """Deploy the payment contracts and the TEE registry, then build the gateway (the OPG
         token at `token_address` with that EIP-712 name and version, when given)."""
         from opengradient.devnet.chain.deploy import deploy_payment_contracts, deploy_tee_registry
@@ -536,19 +562,39 @@ class LLMGateway:
         registry = deploy_tee_registry(alpha_chain, operator)
         return cls(payments_chain=payments_chain, alpha_chain=alpha_chain, contracts=contracts,
                    tee_registry=registry, operator=operator, facilitator=facilitator, router=router,
-                   token_name=token_name, token_version=token_version)
+                   token_name=token_name, token_version=token_version, store=store)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def register_tee(self, endpoint: str) -> str:
-        """Register the enclave key in the TEE registry (teeType 0, LLM proxy); returns the tee id."""
+    def register_tee(self, endpoint: str, *, enclave: Enclave | None = None, certificate: bytes = b"") -> str:
+        """Register an enclave (the first one by default) in the TEE registry as an LLM proxy at
+        `endpoint`, paid at the gateway's address, with the DER TLS `certificate` its HTTPS server
+        presents (none for a plain-http endpoint); requests sent there are its own. Its OHTTP
+        configuration stays empty: the devnet serves no Oblivious HTTP. Returns its tee id."""
+        from opengradient.devnet.chain.deploy import Deployer
+
+        enclave = enclave or self.enclave
+        Deployer(self.alpha_chain, self.operator, estimate_gas=False).transact(
+            self.tee_registry, "TEERegistry", "registerTEE", self.pay_to, endpoint,
+            enclave.public_key_der, certificate, PCR_HASH, 0)
+        self._by_authority[httpx.URL(endpoint).netloc.decode().lower()] = enclave
+        self.registered.append({"tee_id": enclave.tee_id, "endpoint": endpoint, "payment_address": self.pay_to,
+                                "tls_certificate_sha256": hashlib.sha256(certificate).hexdigest()
+                                if certificate else None})
+        return enclave.tee_id
+
+    def disable_tee(self, tee_id: str) -> None:
+        """Take an enclave out of the registry's active list (it keeps answering, as a retired
+        enclave may: clients stop choosing it)."""
         from opengradient.devnet.chain.deploy import Deployer
 
         Deployer(self.alpha_chain, self.operator, estimate_gas=False).transact(
-            self.tee_registry, "TEERegistry", "registerTEE", self.pay_to, endpoint,
-            self.enclave.public_key_der, b"", PCR_HASH, 0)
-        self.tee_registered_endpoint = endpoint
-        return self.enclave.tee_id
+            self.tee_registry, "TEERegistry", "disableTEE", bytes.fromhex(tee_id.removeprefix("0x")))
+
+    def enclave_for(self, request: Request) -> Enclave:
+        """The enclave a request was sent to: by its `Host`, the first enclave otherwise."""
+        host = request.headers.get("host", "").lower()
+        return self._by_authority.get(host, self.enclave)
 
     def close(self) -> None:
         """Settle the open upto sessions, record pending settlements (a partial batch included) and
@@ -580,6 +626,7 @@ class LLMGateway:
             "settlement_contract": self.contracts.settlement,
             "tee_registry": self.tee_registry,
             "tee_id": self.enclave.tee_id,
+            "enclaves": list(self.registered),
             "tee_simulated": True,
         }
 
@@ -595,6 +642,7 @@ class LLMGateway:
             Route("/facilitator/supported", self._facilitator_supported, methods=["GET"]),
             Route("/upto/sessions/{session_id}", self._session_status, methods=["GET"]),
             Route("/upto/sessions/{session_id}", self._session_close, methods=["DELETE"]),
+            Route("/settlement/blobs/{blob_id}", self._settlement_blob, methods=["GET"]),
         ]
 
     # ---- pricing ---------------------------------------------------------------------------------
@@ -626,7 +674,7 @@ class LLMGateway:
 
     async def _signing_key(self, request: Request) -> Response:
         url = str(request.base_url).rstrip("/") + "/enclave/attestation"
-        return JSONResponse(self.enclave.signing_key(url))
+        return JSONResponse(self.enclave_for(request).signing_key(url))
 
     async def _attestation(self, request: Request) -> Response:
         raw = request.query_params.get("nonce", "").strip().removeprefix("0x").removeprefix("0X")
@@ -636,7 +684,14 @@ class LLMGateway:
             nonce = b""
         if not 1 <= len(nonce) <= 64 or len(raw) != 2 * len(nonce):
             return _error(400, "'nonce' must be 1 to 64 bytes of hex, e.g. ?nonce=" + secrets.token_hex(16))
-        return JSONResponse(await run_in_threadpool(self.enclave.attestation, nonce))
+        return JSONResponse(await run_in_threadpool(self.enclave_for(request).attestation, nonce))
+
+    async def _settlement_blob(self, request: Request) -> Response:
+        blob_id = request.path_params["blob_id"]
+        data = self.store.get(blob_id) if self.store is not None and blob_id in self._blobs else None
+        if data is None:
+            return _error(404, f"no settlement data stored as {blob_id}", "not_found")
+        return Response(data, media_type="application/json")
 
     # ---- routes: facilitator over HTTP -----------------------------------------------------------
 
@@ -741,7 +796,7 @@ class LLMGateway:
         return _Call(kind=kind, body=body, raw=raw, upstream=upstream,
                      upstream_request=upstream_request,
                      requirements=self.requirements_for(bare, body.get("max_tokens")), mode=mode,
-                     canonical=canonical, request_hash=request_hash(canonical),
+                     canonical=canonical, request_hash=request_hash(canonical), enclave=self.enclave_for(request),
                      id=prefix + secrets.token_hex(12))
 
     # ---- payments --------------------------------------------------------------------------------
@@ -1066,28 +1121,52 @@ class LLMGateway:
         receipt = self._receipt_header(call, call.settled)
         return {"PAYMENT-RESPONSE": receipt, "X-PAYMENT-RESPONSE": receipt}
 
-    def _record(self, call: _Call, out_hash: bytes, text: str) -> None:
+    def _record(self, call: _Call, out_hash: bytes, text: str) -> SettlementRecord | None:
+        """The request's settlement record: handed to its upto session (recorded when the session
+        settles, naming that transaction) or returned for the caller to record now; None when
+        nothing was paid."""
         metadata = call.mode == SettlementMode.INDIVIDUAL
+        detail = {"model": str(call.body["model"]), "input": json.dumps(call.canonical, sort_keys=True) if metadata
+                  else "", "output": text if metadata else ""}
         if call.session is not None and call.session_receipt is not None and not self._closed:
-            # recorded when the session settles, naming that transaction
             self.sessions.add_record(call.session, SettlementRecord(
                 mode=call.mode, payment_tx="", request_hash=call.request_hash, output_hash=out_hash,
-                payer=call.session.payer, amount=int(call.requirements.amount), model=str(call.body["model"]),
-                input=json.dumps(call.canonical, sort_keys=True) if metadata else "",
-                output=text if metadata else ""))
-            return
+                payer=call.session.payer, amount=int(call.requirements.amount), **detail))
+            return None
         if call.settled is None or not call.settled.success or self._closed:
-            return
-        record = SettlementRecord(
+            return None
+        return SettlementRecord(
             mode=call.mode, payment_tx=call.settled.transaction, request_hash=call.request_hash,
-            output_hash=out_hash, payer=str(call.settled.payer), amount=int(call.requirements.amount),
-            model=str(call.body["model"]),
-            input=json.dumps(call.canonical, sort_keys=True) if metadata else "",
-            output=text if metadata else "")
+            output_hash=out_hash, payer=str(call.settled.payer), amount=int(call.requirements.amount), **detail)
+
+    async def _settle_data(self, call: _Call, out_hash: bytes, text: str, tee: Mapping[str, Any]) -> dict[str, str]:
+        """Record the request's data as its mode says; what the answer reports about it (header
+        names to values): the record's transaction (individual) or the batch data's blob id (batch)."""
+        record = self._record(call, out_hash, text)
+        report: dict[str, str] = {}
+        if call.mode == SettlementMode.BATCH and self.store is not None and (record is not None or call.session):
+            blob = {"version": 1, "mode": SettlementMode.BATCH, "model": str(call.body["model"]),
+                    "tee_id": tee.get("tee_id"), "tee_request_hash": call.request_hash.hex(),
+                    "tee_output_hash": out_hash.hex(), "tee_signature": tee.get("tee_signature"),
+                    "tee_timestamp": tee.get("tee_timestamp"),
+                    "leaf": merkle_leaf(call.request_hash, out_hash).hex(),
+                    "payment_transaction": record.payment_tx if record is not None else None,
+                    "upto_session": call.session.id if call.session is not None else None}
+            blob_id = self.store.put(json.dumps(blob, sort_keys=True).encode())
+            self._blobs.add(blob_id)
+            report[DATA_SETTLEMENT_BLOB_HEADER] = blob_id
+        if record is None:
+            return report
         try:
-            self.settlements.record(record)
+            if record.mode == SettlementMode.INDIVIDUAL:
+                tx = await run_in_threadpool(self.settlements.record_and_wait, record)
+                if tx:
+                    report[DATA_SETTLEMENT_TX_HEADER] = tx
+            else:
+                self.settlements.record(record)
         except RuntimeError:  # the devnet is shutting down; the payment itself is settled
             log.warning("settlement record of %s dropped: the recorder is closed", record.payment_tx)
+        return report
 
     def _finish(self, call: _Call, status: int, headers: dict[str, str], media_type: str,
                 chunks: list[bytes]) -> None:
@@ -1139,14 +1218,15 @@ class LLMGateway:
         text = output_text(answer.content, answer.tool_calls, answer.finish_reason)
         out_hash = output_hash(text)
         body = self._final_body(call, answer)
-        body.update(self.enclave.tee_fields(call.request_hash, out_hash))
+        tee = call.enclave.tee_fields(call.request_hash, out_hash)
+        body.update(tee)
         if call.payload is not None or call.session is not None:
             refused = await self._collect(request, call)
             if refused is not None:
                 return refused
         headers = self._paid_headers(call)
         payload = json.dumps(body, separators=(",", ":")).encode()
-        self._record(call, out_hash, text)
+        headers.update(await self._settle_data(call, out_hash, text, tee))
         self._finish(call, 200, headers, "application/json", [payload])
         return Response(payload, 200, headers=headers, media_type="application/json")
 
@@ -1281,8 +1361,9 @@ class _Stream:
             self.usage = delta.usage
         return out
 
-    def end(self) -> list[bytes]:
-        """The signed finish chunk, OpenAI's usage chunk when asked, `[DONE]`; records the payment."""
+    async def end(self) -> list[bytes]:
+        """The signed finish chunk (with what data settlement reports), OpenAI's usage chunk when
+        asked, `[DONE]`; records the payment."""
         if self.finish is None:
             raise UpstreamError("the upstream stream ended without a finish_reason")
         finish = self.finish
@@ -1290,9 +1371,14 @@ class _Stream:
         tool_calls = [self.calls[i] for i in sorted(self.calls)] or None
         out_text = output_text("".join(self.text), tool_calls, finish)
         out_hash = output_hash(out_text)
-        tee = self.gateway.enclave.tee_fields(self.call.request_hash, out_hash)
+        tee = self.call.enclave.tee_fields(self.call.request_hash, out_hash)
+        reported = await self.gateway._settle_data(self.call, out_hash, out_text, tee)
         last = self.chunk(finish_reason=finish, usage=usage)
         last.update(tee)
+        if DATA_SETTLEMENT_TX_HEADER in reported:
+            last["data_settlement_transaction_hash"] = reported[DATA_SETTLEMENT_TX_HEADER]
+        if DATA_SETTLEMENT_BLOB_HEADER in reported:
+            last["data_settlement_blob_id"] = reported[DATA_SETTLEMENT_BLOB_HEADER]
         out = [self._frame(last)]
         if self.include_usage:  # OpenAI's separate usage chunk (empty choices), signed alike
             usage_chunk = self.chunk(usage=usage, empty_choices=True)
@@ -1300,7 +1386,6 @@ class _Stream:
             out.append(self._frame(usage_chunk))
         self.sent.append(_SSE_DONE)
         out.append(_SSE_DONE)
-        self.gateway._record(self.call, out_hash, out_text)
         return out
 
     def _failed(self, exc: Exception) -> bytes:
@@ -1332,7 +1417,7 @@ class _Stream:
                 async for delta in pieces:
                     self.take(delta)
                     self._more.set()
-            self.end()
+            await self.end()
             complete = True
         except Exception as exc:  # UpstreamError, or anything unexpected: the stream failed
             self.sent.append(self._failed(exc))

@@ -8,6 +8,10 @@ response and answers at once. Modes (from `X-SETTLEMENT-TYPE`):
 - batch (`settle-batch`): leaves `keccak256(requestHash ‖ outputHash)` accumulate and
   `recordBatch(merkleRoot, count)` is sent when `BATCH_SIZE` are pending, or on `flush()`.
 
+`record_and_wait` queues a record and waits for its transaction, for an answer that reports it
+(`x-settlement-tx-hash` of an `individual` request); a batch leaf has no transaction of its own
+until its batch is recorded.
+
 The Merkle tree hashes sorted pairs (`keccak256(min ‖ max)`), and an odd node is carried up
 unchanged; `merkle_proof` gives the sibling path a client checks a leaf with.
 """
@@ -120,6 +124,15 @@ class _Flush:
         self.done = threading.Event()
 
 
+class _Awaited:
+    """A record whose sender waits for its transaction."""
+
+    def __init__(self, record: SettlementRecord) -> None:
+        self.record = record
+        self.done = threading.Event()
+        self.tx: str | None = None
+
+
 class SettlementRecorder:
     """Background worker sending the operator's `OGSettlement` transactions."""
 
@@ -128,7 +141,7 @@ class SettlementRecorder:
         self.address = settlement_address
         self.batch_size = batch_size
         self._sender = TxSender(chain, operator_key)
-        self._queue: queue.Queue[SettlementRecord | _Flush | None] = queue.Queue()
+        self._queue: queue.Queue[SettlementRecord | _Awaited | _Flush | None] = queue.Queue()
         self._pending: list[SettlementRecord] = []
         self._idle = threading.Condition()
         self._outstanding = 0
@@ -156,6 +169,18 @@ class SettlementRecorder:
         with self._idle:
             self._outstanding += 1
         self._queue.put(record)
+
+    def record_and_wait(self, record: SettlementRecord, timeout: float = 30.0) -> str | None:
+        """Queue one record and wait until it is on chain; its transaction hash (None for a batch
+        leaf, which waits for its batch, or when recording failed or took longer than `timeout`)."""
+        if self._closed:
+            raise RuntimeError("the settlement recorder is closed")
+        awaited = _Awaited(record)
+        with self._idle:
+            self._outstanding += 1
+        self._queue.put(awaited)
+        awaited.done.wait(timeout)
+        return awaited.tx
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until every queued record has been processed (a partial batch stays pending)."""
@@ -194,15 +219,16 @@ class SettlementRecorder:
             try:
                 if isinstance(item, _Flush):
                     self._send_batch()
-                    item.done.set()
+                elif isinstance(item, _Awaited):
+                    item.tx = self._handle(item.record)
                 else:
                     self._handle(item)
             except Exception:
                 self.failures += 1
                 log.exception("recording a settlement failed")
-                if isinstance(item, _Flush):
-                    item.done.set()
             finally:
+                if isinstance(item, (_Flush, _Awaited)):
+                    item.done.set()
                 with self._idle:
                     self._outstanding -= 1
                     self._idle.notify_all()
@@ -218,22 +244,23 @@ class SettlementRecorder:
         self.transactions.append((mode, tx_hash))
         return tx_hash
 
-    def _handle(self, rec: SettlementRecord) -> None:
+    def _handle(self, rec: SettlementRecord) -> str | None:
+        """Record `rec` (a batch leaf waits for its batch); its own transaction, if it has one."""
         head = [bytes.fromhex(rec.payment_tx.removeprefix("0x")).rjust(32, b"\0"),
                 rec.request_hash, rec.output_hash, rec.payer, rec.amount]
         if rec.mode == SettlementMode.BATCH:
             self._pending.append(rec)
             if len(self._pending) >= self.batch_size:
                 self._send_batch()
-        elif rec.mode == SettlementMode.INDIVIDUAL:
+            return None
+        if rec.mode == SettlementMode.INDIVIDUAL:
             data = _selector(_RECORD_META) + abi_encode(
                 ["bytes32", "bytes32", "bytes32", "address", "uint256", "string", "string", "string"],
                 [*head, rec.model, rec.input, rec.output])
-            self._transact(rec.mode, data, estimate=True)
-        else:
-            data = _selector(_RECORD) + abi_encode(
-                ["bytes32", "bytes32", "bytes32", "address", "uint256"], head)
-            self._transact(rec.mode, data)
+            return self._transact(rec.mode, data, estimate=True)
+        data = _selector(_RECORD) + abi_encode(
+            ["bytes32", "bytes32", "bytes32", "address", "uint256"], head)
+        return self._transact(rec.mode, data)
 
     def _send_batch(self) -> None:
         if not self._pending:
