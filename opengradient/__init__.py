@@ -61,6 +61,7 @@ from opengradient.types import (
 if TYPE_CHECKING:
     from opengradient import devnet, workflow_models
     from opengradient.client import Client
+    from opengradient.client.confidential import ConfidentialLLM
     from opengradient.legacy import new_client
     from opengradient.proof import Proof
 
@@ -74,6 +75,7 @@ global_client: Client | None = None
 
 _LAZY = {
     "Client": ("opengradient.client.client", "Client"),
+    "ConfidentialLLM": ("opengradient.client.confidential", "ConfidentialLLM"),
     "Proof": ("opengradient.proof", "Proof"),
     "devnet": ("opengradient.devnet", None),
     "new_client": ("opengradient.legacy", "new_client"),
@@ -112,7 +114,7 @@ def init(private_key: str | None = None, alpha_private_key: str | None = None,
 
 
 __all__ = [
-    "LLM", "TEE_LLM", "AuthenticationError", "CandleOrder", "CandleType", "Client",
+    "LLM", "TEE_LLM", "AuthenticationError", "CandleOrder", "CandleType", "Client", "ConfidentialLLM",
     "ConfigurationError", "ConflictError", "ContractRevertError", "FileUploadResult",
     "HTTPStatusError", "HistoricalInputQuery", "InferenceError", "InferenceMode", "InferenceResult",
     "InvalidInputError", "InvalidResponseError", "LlmInferenceMode", "MissingExtraError", "ModelNotFoundError",

@@ -72,6 +72,7 @@ class HttpSend:
     json: Any = None
     stream: bool = False
     tls_pin: bytes | None = field(default=None, repr=False)
+    content: bytes | None = field(default=None, repr=False)  # a raw body (sent instead of `json`)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class SyncDriver(_DriverBase):
         if isinstance(step, HttpSend):
             def send() -> Any:
                 client = self.http.pinned_sync(step.tls_pin)
-                request = client.build_request(step.method, step.url, headers=step.headers, json=step.json)
+                request = client.build_request(step.method, step.url, headers=step.headers, json=step.json,
+                                               content=step.content)
                 with transport_errors(f"{step.method} {step.url}"):
                     response = client.send(request, stream=step.stream)
                     if step.stream and response.status_code >= 400:
@@ -330,7 +332,8 @@ class AsyncDriver(_DriverBase):
         if isinstance(step, HttpSend):
             async def send() -> Any:
                 client = self.http.pinned_async(step.tls_pin)
-                request = client.build_request(step.method, step.url, headers=step.headers, json=step.json)
+                request = client.build_request(step.method, step.url, headers=step.headers, json=step.json,
+                                               content=step.content)
                 with transport_errors(f"{step.method} {step.url}"):
                     response = await client.send(request, stream=step.stream)
                     if step.stream and response.status_code >= 400:

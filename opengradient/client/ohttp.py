@@ -79,6 +79,14 @@ class KeyConfig:
             raise InvalidInputError(f"an X25519 public key is 32 bytes, got {len(self.public_key)}")
 
     @property
+    def encoded(self) -> bytes:
+        """The key configuration as RFC 9458 §3.1 encodes it: keyId, kemId, the public key, then the
+        length of the suites and each (kdfId, aeadId)."""
+        suites = self.kdf_id.to_bytes(2, "big") + self.aead_id.to_bytes(2, "big")
+        return (bytes([self.key_id]) + self.kem_id.to_bytes(2, "big") + self.public_key
+                + len(suites).to_bytes(2, "big") + suites)
+
+    @property
     def header(self) -> bytes:
         """`keyId ‖ kemId ‖ kdfId ‖ aeadId`, big-endian: the first 7 bytes of a request."""
         return (bytes([self.key_id]) + self.kem_id.to_bytes(2, "big") + self.kdf_id.to_bytes(2, "big")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from opengradient.devnet.chain.precompiles.inference import InferencePrecompile
     from opengradient.devnet.services.hub import HubService
     from opengradient.devnet.services.llm.gateway import LLMGateway
+    from opengradient.devnet.services.llm.relay import OhttpRelay
     from opengradient.devnet.services.twins import TwinsService
     from opengradient.devnet.services.zkml.service import ZkmlService
 
@@ -79,7 +80,7 @@ class AccessLog:
 def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
               precompile: InferencePrecompile, info: Callable[[], dict[str, Any]],
               llm: LLMGateway | None = None, twins: TwinsService | None = None,
-              zkml: ZkmlService | None = None) -> ASGIApp:
+              zkml: ZkmlService | None = None, relay: OhttpRelay | None = None) -> ASGIApp:
     """Compose the devnet's services into one app."""
 
     async def inference_result(request: Request) -> Response:
@@ -117,6 +118,7 @@ def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,
         Route("/zkml/vk/{model_cid}", zkml_key, methods=["GET"]),
         *(llm.routes() if llm is not None else []),
         *(twins.routes() if twins is not None else []),
+        *(relay.routes() if relay is not None else []),
         Mount("/api/v0", hub.hub_app()),
         Mount("/auth/v1", hub.auth_app()),
     ])

@@ -22,6 +22,8 @@ from types import TracebackType
 from typing import Any
 
 from opengradient.client.client import Client
+from opengradient.client.confidential import ConfidentialLLM
+from opengradient.client.wallet import Wallet
 from opengradient.devnet.app import build_app
 from opengradient.devnet.chain.deploy import runtime_code
 from opengradient.devnet.chain.evm import DevChain
@@ -41,6 +43,7 @@ from opengradient.devnet.services.llm.completions import KNOWN_MODELS
 from opengradient.devnet.services.llm.enclave import Enclave
 from opengradient.devnet.services.llm.gateway import LLMGateway
 from opengradient.devnet.services.llm.reference import ReferenceModel
+from opengradient.devnet.services.llm.relay import OhttpRelay
 from opengradient.devnet.services.models import SHIPPED_MODELS
 from opengradient.devnet.services.twins import DEVNET_TWINS_API_KEY, TwinsService
 from opengradient.devnet.services.workflows import install_workflows
@@ -53,6 +56,7 @@ from opengradient.networks import (
     INFERENCE_CONTRACT_ADDRESS,
     INFERENCE_PRECOMPILE_ADDRESS,
     Network,
+    PaymentNetwork,
     devnet_network,
 )
 
@@ -64,10 +68,15 @@ _FUNDING_WEI = 10_000 * 10**18
 #: OPG each user account (0–7) holds at start.
 OPG_PER_USER = 1_000_000 * 10**18
 #: Dev account roles: 0–7 users (hold OPG), 8 the gateway operator (deployer, payTo, settlement
-#: recorder, TEE registrant), 9 the facilitator (sends the x402 settle transactions).
+#: recorder, TEE registrant), 9 the facilitator (sends the x402 settle transactions); user 6 also pays
+#: for the OHTTP relay.
 USER_ACCOUNTS = 8
 OPERATOR_ACCOUNT = 8
 FACILITATOR_ACCOUNT = 9
+#: The user account the OHTTP relay pays with (it holds OPG like the others).
+RELAY_ACCOUNT = 6
+#: The relay's development API key (`Authorization: Bearer …` on `/api/v1/chat/ohttp`).
+DEVNET_RELAY_API_KEY = "devnet-relay-key"
 
 
 @dataclass(frozen=True)
@@ -125,9 +134,18 @@ class Devnet:
             holders=[a.address for a in self.accounts[:USER_ACCOUNTS]], mint_each=OPG_PER_USER,
             token_name=self.payments_mode.token_name, token_version=self.payments_mode.token_version,
             token_address=self.payments_mode.token_address, store=self.store)
+        #: The OHTTP relay: pays enclaves for confidential chat with dev account `RELAY_ACCOUNT`.
+        self.relay = OhttpRelay(
+            wallet=Wallet(self.accounts[RELAY_ACCOUNT].private_key),
+            payments=PaymentNetwork(network=self.gateway.network, rpc_url="",
+                                    token_address=self.gateway.contracts.opg_token,
+                                    token_name=self.payments_mode.token_name,
+                                    token_version=self.payments_mode.token_version),
+            enclave_call=self.gateway.ohttp_call, authority_of=self.gateway.authority_of,
+            api_key=DEVNET_RELAY_API_KEY)
         self.app = build_app(alpha=self.alpha_chain, payments=self.payments_chain, hub=self.hub,
                              precompile=self.precompile, info=self.info, llm=self.gateway,
-                             twins=self.twins, zkml=self.zkml)
+                             twins=self.twins, zkml=self.zkml, relay=self.relay)
         self._bridge = ASGIBridge(self.app, direct={"/rpc/alpha": self.alpha_chain.rpc_bytes,
                                                      "/rpc/payments": self.payments_chain.rpc_bytes})
         #: uvicorn servers and their threads: the devnet's HTTP server first, then the enclaves' HTTPS
@@ -187,6 +205,14 @@ class Devnet:
             raise KeyError(f"no enclave server for {tee_id} (in-process devnets have none)")
         _stop(*entry)
 
+    def confidential_llm(self, **kwargs: Any) -> ConfidentialLLM:
+        """An `og.ConfidentialLLM` through this devnet's relay, with its development API key."""
+        kwargs.setdefault("headers", {"Authorization": f"Bearer {self.relay.api_key}"})
+        if self.in_process:
+            kwargs.setdefault("transport", self._bridge.transport)
+            kwargs.setdefault("async_transport", self._bridge.async_transport)
+        return ConfidentialLLM(self.url, network=self.network, **kwargs)
+
     def new_client(self, private_key: str | None = None, **kwargs: Any) -> Client:
         """A client for this devnet (dev account 0 and the dev hub user unless told otherwise)."""
         kwargs.setdefault("email", DEV_EMAIL)
@@ -228,6 +254,7 @@ class Devnet:
                        for m in self.models],
             "llm": self.gateway.info(),
             "twins": {"url": self.network.twins_url, **self.twins.info()},
+            "relay": {"url": self.url, **self.relay.info()},
             "workflows": self.workflows.info() if hasattr(self, "workflows") else None,
             "accounts": [a.address for a in self.accounts],
             "limits": {"request_body_bytes": limits_table()},

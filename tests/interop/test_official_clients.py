@@ -122,7 +122,8 @@ def test_official_client_against_the_devnet(client_name: str, devnet_up: dict[st
               "workflow_model_cid": workflow["model_cid"], "genesis_workflow": workflow["address"],
               "input_name": ETH_RETURN.input_name, "output_name": ETH_RETURN.output_name,
               "total_candles": ETH_RETURN.total_candles, "pay_to": info["llm"]["pay_to"],
-              "tee_ids": [e["tee_id"] for e in info["llm"]["enclaves"]]}
+              "tee_ids": [e["tee_id"] for e in info["llm"]["enclaves"]],
+              "relay_url": info["relay"]["url"], "relay_key": info["relay"]["api_key"]}
     (tmp_path / "config.json").write_text(json.dumps(config))
     payments_rpc, token = info["payments"]["rpc_url"], info["payments"]["opg_token"]
     assert _balance(payments_rpc, token, payer.address) == OPG_PER_USER

@@ -102,6 +102,19 @@ def registry(paid: Payments) -> str:
             f"{result.tee_endpoint} (TLS pinned to its registered certificate), paid to {result.tee_payment_address}")
 
 
+def confidential(paid: Payments) -> str:
+    """Oblivious HTTP through the devnet's relay, which pays: nothing is paid by this driver's key."""
+    client = og.ConfidentialLLM(relay_url=cfg["relay_url"], rpc_url=cfg["rpc_url"],
+                                registry_address=cfg["tee_registry"],
+                                auth_headers=lambda: {"Authorization": f"Bearer {cfg['relay_key']}"})
+    # The model as its string value: this release's ConfidentialLLM sends str() of an enum member
+    # ("TEE_LLM.GPT_4O") rather than its value, which no gateway knows (its bug; documented).
+    result = client.chat(model=MODEL.value, messages=HELLO, max_tokens=30)
+    tee_id = str(result.proof.tee_id).lower().removeprefix("0x")
+    expect(tee_id in {t.lower().removeprefix("0x") for t in cfg["tee_ids"]}, f"tee_id {tee_id} is not registered")
+    return f"reply {str(result.content)[:30]!r}, verified by the client, from enclave {tee_id[:8]}…"
+
+
 def infer(paid: Payments) -> str:
     result = alpha.infer(cfg["model_cid"], og.InferenceMode.VANILLA, {"X": [[1.0, 2.0, 3.0, 4.0]]})
     value = result.model_output["Y"]
@@ -143,7 +156,8 @@ def workflow_history(paid: Payments) -> str:
 
 for name, step in [("ensure_opg_approval", approval), ("chat", chat), ("stream", stream),
                    ("completion", completion), ("tools", tools), ("settlement modes", settlement_modes),
-                   ("TEE registry discovery", registry), ("alpha.infer", infer), ("workflow new", new_workflow),
+                   ("TEE registry discovery", registry), ("confidential chat (OHTTP relay)", confidential),
+                   ("alpha.infer", infer), ("workflow new", new_workflow),
                    ("workflow run", run_workflow), ("workflow read", read_workflow),
                    ("workflow history", workflow_history)]:
     check(name, step)

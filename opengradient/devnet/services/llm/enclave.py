@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from opengradient.client.ohttp import KeyConfig, ServerContext, generate_key, open_request
 from opengradient.client.tee import keccak256, signed_message, tee_id_of
 
 __all__ = ["MEASUREMENT", "PCR_HASH", "SIMULATED_NOTE", "Enclave"]
@@ -43,9 +44,17 @@ class Enclave:
         self.public_key_pem: str = public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         self.tee_id: str = tee_id_of(self.public_key_der)
+        #: Its Oblivious HTTP key (X25519, registered in the TEE registry's `ohttpConfig`): only this
+        #: enclave opens what is sealed to it.
+        self.ohttp: KeyConfig
+        self.ohttp, self._ohttp_private = generate_key(1)
 
     def __repr__(self) -> str:
         return f"Enclave(tee_id={self.tee_id!r}, simulated=True)"
+
+    def open_sealed(self, message: bytes) -> tuple[bytes, ServerContext]:
+        """Open an OHTTP request sealed to this enclave: (plaintext, the context to seal the answer)."""
+        return open_request(self.ohttp, self._ohttp_private, message)
 
     def sign(self, data: bytes) -> bytes:
         """RSA-PSS (SHA-256, MGF1-SHA-256, salt 32) signature over `data`."""

@@ -125,6 +125,7 @@ from opengradient.devnet.services.llm.payments import (
     price_of,
     v1_requirements_json,
 )
+from opengradient.devnet.services.llm.relay import ENCLAVE_OHTTP_PATH
 from opengradient.devnet.services.llm.settlement import SettlementRecord, SettlementRecorder, merkle_leaf
 from opengradient.devnet.services.llm.upstream import UpstreamRouter
 from opengradient.devnet.services.llm.upto import SESSION_HEADER, UptoSession, UptoSessions
@@ -181,6 +182,20 @@ def _is_uint(value: Any) -> bool:
     if isinstance(value, int):
         return 0 <= value < 2**256
     return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 100 and int(value) < 2**256
+
+
+def _body_receive(body: bytes) -> Any:
+    """An ASGI `receive` that gives `body` once (for requests the gateway builds itself)."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error",
@@ -569,14 +584,18 @@ class LLMGateway:
     def register_tee(self, endpoint: str, *, enclave: Enclave | None = None, certificate: bytes = b"") -> str:
         """Register an enclave (the first one by default) in the TEE registry as an LLM proxy at
         `endpoint`, paid at the gateway's address, with the DER TLS `certificate` its HTTPS server
-        presents (none for a plain-http endpoint); requests sent there are its own. Its OHTTP
-        configuration stays empty: the devnet serves no Oblivious HTTP. Returns its tee id."""
+        presents (none for a plain-http endpoint); requests sent there are its own. Its Oblivious HTTP
+        key goes in the entry's `ohttpConfig` (confidential chat seals requests to it). Returns its
+        tee id."""
         from opengradient.devnet.chain.deploy import Deployer
 
         enclave = enclave or self.enclave
-        Deployer(self.alpha_chain, self.operator, estimate_gas=False).transact(
-            self.tee_registry, "TEERegistry", "registerTEE", self.pay_to, endpoint,
-            enclave.public_key_der, certificate, PCR_HASH, 0)
+        deployer = Deployer(self.alpha_chain, self.operator, estimate_gas=False)
+        deployer.transact(self.tee_registry, "TEERegistry", "registerTEE", self.pay_to, endpoint,
+                          enclave.public_key_der, certificate, PCR_HASH, 0)
+        key = enclave.ohttp
+        deployer.transact(self.tee_registry, "TEERegistry", "setOhttpConfig", bytes.fromhex(enclave.tee_id[2:]),
+                          key.key_id, key.kem_id, key.kdf_id, key.aead_id, key.public_key, key.encoded)
         self._by_authority[httpx.URL(endpoint).netloc.decode().lower()] = enclave
         self.registered.append({"tee_id": enclave.tee_id, "endpoint": endpoint, "payment_address": self.pay_to,
                                 "tls_certificate_sha256": hashlib.sha256(certificate).hexdigest()
@@ -643,7 +662,73 @@ class LLMGateway:
             Route("/upto/sessions/{session_id}", self._session_status, methods=["GET"]),
             Route("/upto/sessions/{session_id}", self._session_close, methods=["DELETE"]),
             Route("/settlement/blobs/{blob_id}", self._settlement_blob, methods=["GET"]),
+            Route(ENCLAVE_OHTTP_PATH, self._ohttp_chat, methods=["POST"]),
         ]
+
+    # ---- confidential chat: sealed requests, opened in the enclave ----------------------------------
+
+    def authority_of(self, tee_id: str) -> str | None:
+        """The `host:port` requests to enclave `tee_id` (with or without 0x) are addressed to (None
+        when unregistered)."""
+        wanted = tee_id.lower().removeprefix("0x")
+        for authority, enclave in self._by_authority.items():
+            if enclave.tee_id.lower().removeprefix("0x") == wanted:
+                return authority
+        return None
+
+    async def ohttp_call(self, headers: dict[str, str], sealed: bytes, authority: str) -> Response:
+        """The enclave's answer to a sealed request, as the relay reaches it inside the devnet."""
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw += [(b"host", authority.encode()), (b"content-length", str(len(sealed)).encode())]
+        scope = {"type": "http", "method": "POST", "path": ENCLAVE_OHTTP_PATH, "raw_path": ENCLAVE_OHTTP_PATH.encode(),
+                 "query_string": b"", "headers": raw, "scheme": "http", "server": ("devnet.local", 80),
+                 "client": ("127.0.0.1", 0), "http_version": "1.1", "root_path": ""}
+        return await self._ohttp_chat(Request(scope, _body_receive(sealed)))
+
+    async def _ohttp_chat(self, request: Request) -> Response:
+        """Open a sealed chat request, serve it as any paid chat, seal the answer to it.
+
+        A 402 goes back unsealed (the price is for whoever pays: the relay); every other answer —
+        errors included — is sealed, `{"status", "body"}`, or chunk by chunk for a stream.
+        """
+        enclave = self.enclave_for(request)
+        try:
+            plaintext, sealer = enclave.open_sealed(await request.body())
+        except ValueError as exc:
+            return _error(400, f"the sealed request does not open: {exc}")
+        headers = [(k, v) for k, v in request.scope["headers"]
+                   if k not in (b"content-type", b"content-length", b"accept")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(plaintext)).encode())]
+        inner = Request({**request.scope, "path": "/v1/chat/completions", "headers": headers},
+                        _body_receive(plaintext))
+        answer = await self._serve(inner, "chat")
+        kept = {k: v for k, v in answer.headers.items()
+                if k.lower() in ("payment-response", "x-upto-session", "x-settlement-tx-hash",
+                                 "x-settlement-walrus-blob-id")}
+        if answer.status_code == 402:
+            return answer
+        if isinstance(answer, StreamingResponse) and answer.status_code == 200:
+            chunked = sealer.chunked_sealer()
+
+            async def sealed_frames() -> AsyncIterator[bytes]:
+                yield chunked.start()
+                async for piece in answer.body_iterator:
+                    data = piece.encode() if isinstance(piece, str) else bytes(piece)
+                    if data:
+                        yield chunked.chunk(data)
+                yield chunked.final(b"")
+
+            return StreamingResponse(sealed_frames(), 200, headers={**kept, "Cache-Control": "no-store"},
+                                     media_type="message/ohttp-chunked-res")
+        body = bytes(answer.body) if not isinstance(answer, StreamingResponse) else b"".join(
+            [piece.encode() if isinstance(piece, str) else bytes(piece) async for piece in answer.body_iterator])
+        try:
+            document: Any = bounded_json.loads(body) if body else None
+        except ValueError:
+            document = body.decode("utf-8", "replace")
+        sealed = sealer.seal_response(json.dumps({"status": answer.status_code, "body": document},
+                                                 separators=(",", ":")).encode())
+        return Response(sealed, 200, headers={**kept, "Cache-Control": "no-store"}, media_type="message/ohttp-res")
 
     # ---- pricing ---------------------------------------------------------------------------------
 
