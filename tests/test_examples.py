@@ -68,6 +68,8 @@ EXPECTED: dict[str, list[str]] = {
                           "changed output refused: proof of 0x"],
     "openai_agents_handoff.py": ["handed off to: Weather agent", "[tool call get_weather]", "answer:        ",
                                  "verified True"],
+    "confidential_chat.py": ["answer:   You asked about blood, test", "verified: True (enclave 0x",
+                             "plaintext among them: False", "streamed: You asked about", "verified: True"],
 }
 
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'|needs extra packages \((\S+) is missing\)")

@@ -10,6 +10,8 @@ enclaves are the HTTPS ones (the official 1.1.4 client runs the same path in `ma
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 import pytest
 from eth_abi import decode
@@ -132,3 +134,26 @@ def test_over_http_the_sealed_chat_reaches_an_https_enclave(devnet_http: Devnet)
     out = llm.chat("gpt-4o", [{"role": "user", "content": SECRET}], max_tokens=20)
     assert isinstance(out, og.TextGenerationOutput) and out.tee_verified
     assert str(out.tee_endpoint).startswith("https://")
+
+
+def test_a_wrong_key_or_a_relay_that_swaps_enclaves_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with og.devnet.start(enclaves=2) as net:
+        first, second = (e["tee_id"] for e in net.gateway.registered)
+        llm = net.confidential_llm(tee_id=first)
+        assert llm.chat("gpt-4o", [{"role": "user", "content": "hi"}], max_tokens=5).tee_id == first  # type: ignore[union-attr]
+        # the relay sends the sealed request to the other enclave: it cannot open it
+        swap = net.gateway.authority_of(second)
+        monkeypatch.setattr(net.relay, "_authority_of", lambda tee_id: swap)
+        with pytest.raises(og.HTTPStatusError, match="does not open"):
+            llm.chat("gpt-4o", [{"role": "user", "content": SECRET}], max_tokens=5)
+        monkeypatch.undo()
+        # sealed to a key the enclave does not hold (the registry's entry replaced on the way)
+        original = net.gateway.enclave.ohttp
+        wrong, _ = og.client.ohttp.generate_key(original.key_id)
+        entry = next(e for e in llm.enclaves.active if e.tee_id == first) if llm.enclaves.active else None
+        assert entry is not None and entry.ohttp is not None
+        forged = replace(entry, ohttp=replace(entry.ohttp, public_key=wrong.public_key))
+        llm.enclaves._active = tuple(forged if e.tee_id == first else e for e in llm.enclaves.active)
+        with pytest.raises(og.HTTPStatusError, match="does not open"):
+            llm.chat("gpt-4o", [{"role": "user", "content": SECRET}], max_tokens=5)
+        assert not _plaintext_in(net, SECRET)
