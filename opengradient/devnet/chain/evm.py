@@ -536,6 +536,9 @@ class DevChain:
         #: is built; the send answers once its block is mined). Seconds: a block every interval
         #: (the send answers at once with the hash; receipts follow).
         self.block_time = block_time
+        #: anvil's `evm_setAutomine`: with it off (and no `block_time`) transactions wait in the pool
+        #: until `evm_mine`, and sends answer at once with the hash.
+        self.automine = True
         self._miner_stop = threading.Event()
         self._miner: threading.Thread | None = None
         self._autominer: threading.Thread | None = None
@@ -623,6 +626,7 @@ class DevChain:
             "eth_getFilterLogs": self._eth_get_filter_logs,
             "eth_uninstallFilter": self._eth_uninstall_filter,
             "evm_mine": self._evm_mine,
+            "evm_setAutomine": self._evm_set_automine,
         }
         self._tx_decoder = self._chain.get_vm().get_transaction_builder()
         self._refresh_cached_header()
@@ -688,6 +692,18 @@ class DevChain:
         with self._lock:
             self._bump_pending()
             self._mine([])
+
+    @property
+    def pending_transactions(self) -> int:
+        """How many transactions wait in the pool for a block."""
+        return len(self._pool)
+
+    @property
+    def head_hash(self) -> bytes:
+        """Hash of the latest mined block: the identity of the state calls read (every state
+        change mines a block; the same hash again, as after a revert, means the same state)."""
+        with self._lock:
+            return bytes(self._head().hash)
 
     @property
     def block_number(self) -> int:
@@ -1132,7 +1148,7 @@ class DevChain:
         """Accept a transaction into the pool. Automine: answer once its block is mined (batching
         with whatever else arrives meanwhile). Interval mining: answer at once."""
         entry = self._accept(_parse_data(_param(params, 0), "transaction"))
-        if self.block_time is None:
+        if self.block_time is None and self.automine:
             self._build_pending()
             if not self._pool.wait(entry, _SEND_WAIT_SECONDS):
                 raise RpcError(-32000, f"transaction {_hd(entry.hash)} was not mined within {_SEND_WAIT_SECONDS} s")
@@ -1170,7 +1186,9 @@ class DevChain:
     def _automine(self) -> None:
         """Build blocks for submitted transactions (sends over JSON-RPC build their own)."""
         while not self._miner_stop.is_set():
-            if self._pool.wait_for_work(0.5):
+            if not self.automine:
+                self._miner_stop.wait(0.05)
+            elif self._pool.wait_for_work(0.5):
                 self._build_pending()
 
     def _accept(self, raw: bytes) -> PendingTx:
@@ -1220,12 +1238,33 @@ class DevChain:
         if not self._pool.claim_builder():
             return
         while True:
+            if self.block_time is None and not self.automine:
+                self._pool.stop_builder()  # paused: what is queued waits for `evm_mine`
+                return
             try:
                 self._build_block()
             except Exception:  # a bug must not leave the pool without a builder
                 log.exception("building a block of %s failed", self.name)
             if not self._pool.release_builder():
                 return
+
+    def _reapply(self, finished: list[PendingTx]) -> tuple[Any, BlockHeaderAPI,
+                                                         list[tuple[SignedTransactionAPI, ReceiptAPI]]]:
+        """A fresh VM on the pending header with the applied entries of `finished` re-applied."""
+        vm = self._chain.get_vm(self._chain.header)
+        header = self._chain.header
+        applied: list[tuple[SignedTransactionAPI, ReceiptAPI]] = []
+        for entry in finished:
+            if entry.error is not None:
+                continue
+            self._deferred.results = entry.prepared
+            try:
+                receipt, _ = vm.apply_transaction(header, entry.tx)
+            finally:
+                self._deferred.results = None
+            header = vm.increment_blob_gas_used(vm.add_receipt_to_header(header, receipt), entry.tx)
+            applied.append((entry.tx, receipt))
+        return vm, header, applied
 
     def _build_block(self, *, force: bool = False) -> None:
         """Mine one block of pending transactions (or an empty one when `force`).
@@ -1242,33 +1281,49 @@ class DevChain:
                 return
             self._bump_pending()
             chain = self._chain
+            # One VM for the whole block: py-evm's `Chain.apply_transaction` rebuilds the VM, re-reads
+            # the block's receipts and re-hashes its transaction and receipt tries for every
+            # transaction (quadratic in the block's size); here the state is persisted and the tries
+            # built once per block.
+            vm = chain.get_vm(chain.header)
+            header = chain.header
             applied: list[tuple[SignedTransactionAPI, ReceiptAPI]] = []
             finished: list[PendingTx] = []
             for index, entry in enumerate(batch):
-                saved = chain.header
-                if saved.gas_used + entry.gas > saved.gas_limit:
+                if header.gas_used + entry.gas > header.gas_limit:
                     self._pool.put_back(batch[index:])
                     break
                 self._deferred.results = entry.prepared
                 try:
-                    _, receipt, _ = chain.apply_transaction(entry.tx)
+                    receipt, _ = vm.apply_transaction(header, entry.tx)
                 except EthValidationError as exc:
-                    chain.header = saved
+                    # py-evm's journal cannot be reverted from inside `apply_transaction`, so the
+                    # block's state is rebuilt from the transactions before this one (rare: a
+                    # transaction that cannot pay, or one whose precompile work must run outside
+                    # the lock, below).
                     entry.error = _validation_message(str(exc))
+                    vm, header, applied = self._reapply(finished)
                     finished.append(entry)
                     continue
                 except PrecompileDeferred as exc:
-                    chain.header = saved
                     deferred, work = entry, exc
                     self._pool.put_back(batch[index:])
+                    vm, header, applied = self._reapply(finished)
                     break
                 finally:
                     self._deferred.results = None
+                header = vm.increment_blob_gas_used(vm.add_receipt_to_header(header, receipt), entry.tx)
                 applied.append((entry.tx, receipt))
                 finished.append(entry)
             if applied or force or deferred is None:
                 saved = chain.header
                 try:
+                    if applied:
+                        vm.state.persist()
+                        block = vm.set_block_transactions_and_withdrawals(
+                            vm.get_block(), header.copy(state_root=vm.state.state_root),
+                            [tx for tx, _ in applied], [r for _, r in applied])
+                        chain.header = block.header
                     self._mine(applied)
                 except Exception:
                     chain.header = saved
@@ -1502,6 +1557,21 @@ class DevChain:
 
     def _eth_uninstall_filter(self, params: list[Any]) -> bool:
         return self._filters.pop(str(_param(params, 0)), None) is not None
+
+    def set_automine(self, on: bool) -> None:
+        """anvil's `evm_setAutomine`: off, nothing is mined until `evm_mine` (or turning it back
+        on, which mines what is pending)."""
+        self.automine = bool(on)
+        if self.automine and self.block_time is None:
+            self._build_pending()
+        elif not self.automine:
+            while not self._pool.claim_builder():  # let a block being built finish: none follows it
+                time.sleep(0.001)
+            self._pool.stop_builder()
+
+    def _evm_set_automine(self, params: list[Any]) -> bool:
+        self.set_automine(_parse_bool(_param(params, 0), "automine"))
+        return True
 
     def _evm_mine(self, params: list[Any]) -> str:
         """Mine one block now, with the pending transactions (empty when none)."""

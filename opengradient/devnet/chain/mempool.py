@@ -140,6 +140,12 @@ class Mempool:
             self._cond.notify_all()
             return False
 
+    def stop_builder(self) -> None:
+        """Stop building whatever is queued (mining was paused)."""
+        with self._cond:
+            self.building = False
+            self._cond.notify_all()
+
     def wait(self, entry: PendingTx, timeout: float) -> bool:
         """Wait until `entry` is mined or dropped."""
         return entry.done.wait(timeout)

@@ -11,8 +11,13 @@ runs, under a per-payer lock — so concurrent requests see each other's reserva
 reservation is released when the payment has settled or failed (an upto session: once it has
 settled). x402's own verification checks each payment alone; this book checks them together.
 
-Balance and allowance are read from the chain only when the payer already holds a reservation
-(a payment alone was just checked by x402's verification against the same state).
+Balance and allowance are read from the chain when the payer already holds a reservation or the
+payment was not simulated (`checked=False`); reads are cached per payer for the chain state they
+were made at (the head block's hash), so a burst of requests reads each payer once per block.
+
+A payer whose settlement failed on chain after it was served (the gateway settles without
+waiting for the block) is *barred*: every later payment of it is refused, so nobody is served
+twice for free.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eth_utils import keccak
-from x402.mechanisms.evm.constants import ERR_PERMIT2_ALLOWANCE_REQUIRED
+from x402.mechanisms.evm.constants import ERR_INSUFFICIENT_BALANCE, ERR_PERMIT2_ALLOWANCE_REQUIRED
 
-__all__ = ["ERR_INSUFFICIENT_FUNDS", "ExposureBook", "Reservation"]
+__all__ = ["ERR_INSUFFICIENT_FUNDS", "ERR_UNPAID_SETTLEMENT", "ExposureBook", "Reservation"]
 
 #: x402's code for a payer whose balance does not cover the payment.
 ERR_INSUFFICIENT_FUNDS = "insufficient_funds"
+#: The payer was served, and its settlement then failed on chain: it is served no more.
+ERR_UNPAID_SETTLEMENT = "unpaid_settlement"
 _STRIPES = 64
 
 
@@ -50,13 +57,39 @@ class Exposure:
 
 
 class ExposureBook:
-    """Reservations by payer. `read_coverage(payer)` answers (balance, Permit2 allowance) on chain."""
+    """Reservations by payer. `read_coverage(payer)` answers (balance, Permit2 allowance) on chain;
+    `state_id()` names the chain state such a read sees (equal ids, equal answers)."""
 
-    def __init__(self, read_coverage: Callable[[str], tuple[int, int]]) -> None:
-        self._read = read_coverage
+    def __init__(self, read_coverage: Callable[[str], tuple[int, int]], state_id: Callable[[], bytes]) -> None:
+        self._read_chain = read_coverage
+        self._state_id = state_id
         self._lock = threading.Lock()
         self._payer_locks = [threading.Lock() for _ in range(_STRIPES)]
         self._open: dict[str, list[Reservation]] = {}
+        self._cached: dict[str, tuple[bytes, int, int]] = {}
+        self._barred: dict[str, str] = {}
+
+    def _read(self, payer: str) -> tuple[int, int]:
+        """(balance, allowance) at the current chain state, from the cache when it was read there."""
+        key = payer.lower()
+        before = self._state_id()
+        hit = self._cached.get(key)
+        if hit is not None and hit[0] == before:
+            return hit[1], hit[2]
+        balance, allowance = self._read_chain(payer)
+        if self._state_id() == before:  # no block in between: the answer belongs to `before`
+            self._cached[key] = (before, balance, allowance)
+        return balance, allowance
+
+    def bar(self, payer: str, why: str) -> None:
+        """`payer` was served and did not pay (`why` names the failed settlement): refuse it from now on."""
+        with self._lock:
+            self._barred.setdefault(payer.lower(), why)
+
+    def barred(self, payer: str) -> str | None:
+        """Why `payer` is refused, if it is."""
+        with self._lock:
+            return self._barred.get(payer.lower())
 
     def _payer_lock(self, payer: str) -> threading.Lock:
         return self._payer_locks[keccak(text=payer)[0] % _STRIPES]
@@ -72,13 +105,21 @@ class ExposureBook:
         with self._lock:
             return bool(self._open.get(payer.lower()))
 
-    def reserve(self, payer: str, amount: int, *, permit2: bool) -> tuple[Reservation | None, str | None]:
-        """Reserve `amount` for `payer`: (reservation, None), or (None, the x402 code of the refusal)."""
+    def reserve(self, payer: str, amount: int, *, permit2: bool,
+                checked: bool = True) -> tuple[Reservation | None, str | None]:
+        """Reserve `amount` for `payer`: (reservation, None), or (None, the x402 code of the refusal).
+
+        `checked`: the payment alone was just simulated against the chain (so a first reservation
+        needs no read of its own)."""
         key = payer.lower()
         with self._payer_lock(key):
+            if self.barred(key) is not None:
+                return None, ERR_UNPAID_SETTLEMENT
             before = self.exposure(key)
-            if before.total:
+            if before.total or not checked:
                 balance, allowance = self._read(payer)
+                if amount > balance and not checked:  # alone: what x402's simulation would have said
+                    return None, ERR_INSUFFICIENT_BALANCE
                 if before.total + amount > balance:
                     return None, ERR_INSUFFICIENT_FUNDS
                 if permit2 and before.permit2 + amount > allowance:

@@ -11,6 +11,12 @@ to the operator — a signer that reaches the chain — plus the guards the fiel
 - `DevFacilitator` checks the network itself (x402 routes every `eip155:*` payload to the one
   registered signer) and never settles what it has not verified (a replay would otherwise be
   broadcast, revert on chain and burn gas).
+- Settlement can leave the request's critical path (`submit`): x402's settle runs on a worker
+  thread and the caller waits only until the transfer is in the chain's pool under its hash (the
+  hash is final; the receipt follows when the block is built). `verify_quick` checks an `exact`
+  payment without simulating the transfer (x402's own checks without the simulation, plus the
+  nonce read from the token); the caller checks the balance against its own ledger of pending
+  settlements (`ExposureBook`), which is what the simulation would otherwise have covered.
 - Both x402 schemes are registered: `exact` (EIP-3009) and `upto` (Permit2 through x402's upto
   proxy, settling an amount up to the signed cap; the gateway's sessions use it). Custom-error
   reverts (Permit2's `InvalidNonce()`, the proxy's `UnauthorizedFacilitator()`, …) are named in
@@ -24,6 +30,8 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +44,7 @@ from x402 import x402FacilitatorSync
 from x402.mechanisms.evm.constants import (
     EIP1271_MAGIC_VALUE,
     ERR_NETWORK_MISMATCH,
+    ERR_NONCE_ALREADY_USED,
     ERR_UNSUPPORTED_SCHEME,
     ERR_UPTO_SETTLEMENT_EXCEEDS_AMOUNT,
     ERR_UPTO_TRANSACTION_FAILED,
@@ -71,6 +80,7 @@ __all__ = [
     "ChainSigner",
     "ContractRevertError",
     "DevFacilitator",
+    "PendingSettlement",
     "TxSender",
     "authorization_key",
     "chain_id_of_network",
@@ -87,6 +97,41 @@ _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 #: (scheme, payer in lower case, nonce as an integer): one key per authorization however spelled.
 AuthorizationKey = tuple[str, str, int]
+
+#: Settlement worker threads: each waits for its block, so there are as many as requests in flight.
+_SETTLE_WORKERS = 512
+_AUTHORIZATION_STATE_ABI: list[dict[str, Any]] = [{
+    "type": "function", "name": "authorizationState", "stateMutability": "view",
+    "inputs": [{"name": "authorizer", "type": "address"}, {"name": "nonce", "type": "bytes32"}],
+    "outputs": [{"name": "", "type": "bool"}]}]
+
+
+class _Submission:
+    """Where a settlement worker reports the hash of the transfer it put in the pool."""
+
+    def __init__(self) -> None:
+        self.transaction: str | None = None
+        self.ready = threading.Event()
+
+    def submitted(self, tx_hash: str) -> None:
+        if self.transaction is None:
+            self.transaction = tx_hash
+        self.ready.set()
+
+
+#: The submission the current settlement worker thread reports to (none outside `submit`).
+_SUBMITTING = threading.local()
+
+
+@dataclass(frozen=True)
+class PendingSettlement:
+    """A settlement whose transfer is in the pool: `transaction` is its final hash; `result`
+    resolves once the block is built (a failure then is the payer's unpaid debt)."""
+
+    transaction: str
+    payer: str
+    network: str
+    result: Future[SettleResponse]
 
 
 def authorization_key(payload: PaymentPayloadAny) -> AuthorizationKey | None:
@@ -357,7 +402,11 @@ class ChainSigner(TxSender):
         data, _ = encode_call(abi, function_name, *args)
         if data_suffix:
             data += bytes.fromhex(data_suffix.removeprefix("0x"))
-        return self.send(address, data)
+        tx_hash = self.send(address, data)
+        submission: _Submission | None = getattr(_SUBMITTING, "current", None)
+        if submission is not None and function_name == "transferWithAuthorization":
+            submission.submitted(tx_hash)  # the payment itself (not a wallet deployment)
+        return tx_hash
 
     def send_transaction(self, to: str, data: bytes) -> str:
         return self.send(to, data)
@@ -401,7 +450,8 @@ class DevFacilitator:
         self.core = x402FacilitatorSync()
         # simulate_in_settle stays off: `settle` below verifies (with simulation) first unless
         # the caller just did, so each payment is simulated exactly once.
-        self.core.register([self.network], ExactEvmScheme(self.signer, ExactEvmSchemeConfig()))
+        self._exact = ExactEvmScheme(self.signer, ExactEvmSchemeConfig())
+        self.core.register([self.network], self._exact)
         self.core.register([self.network], UptoEvmFacilitatorScheme(self.signer))
         if self.v1_network is not None:
             self.core.register_v1([self.v1_network], ExactEvmSchemeV1(self.signer))
@@ -412,6 +462,11 @@ class DevFacilitator:
         #: else may settle them through `settle_public`.
         self._held: dict[AuthorizationKey, int] = {}
         self._held_lock = threading.Lock()
+        self._workers = ThreadPoolExecutor(_SETTLE_WORKERS, thread_name_prefix="og-settle")
+
+    def close(self) -> None:
+        """Wait for the settlements under way (their blocks are being built) and stop the workers."""
+        self._workers.shutdown(wait=True)
 
     def hold(self, payload: PaymentPayloadAny) -> AuthorizationKey | None:
         """Reserve an authorization for the gateway until `unhold`; waits out a public settle of it
@@ -516,6 +571,61 @@ class DevFacilitator:
             if specific is not None:
                 result = VerifyResponse(is_valid=False, invalid_reason=specific, payer=result.payer)
         return result
+
+    def verify_quick(self, payload: PaymentPayloadAny,
+                     requirements: PaymentRequirementsAny) -> tuple[VerifyResponse, bool]:
+        """`verify` without simulating the transfer where that is sound: (result, simulated).
+
+        For an x402 v2 `exact` EIP-3009 payment this runs x402's checks without the simulation
+        (fields, time window, EIP-712 signature, the asset) and reads the nonce's state from the
+        token; the balance is left to the caller, who must check it against what it has pending
+        for the payer (`simulated` is then False). Anything else is verified in full.
+        """
+        body = payload.payload if isinstance(payload.payload, dict) else {}
+        quick = (isinstance(payload, PaymentPayload) and isinstance(requirements, PaymentRequirements)
+                 and payload.get_scheme() == "exact" and isinstance(body.get("authorization"), dict)
+                 and self._wrong_network(payload, requirements) is None)
+        if not quick:
+            return self.verify(payload, requirements), True
+        assert isinstance(payload, PaymentPayload) and isinstance(requirements, PaymentRequirements)
+        try:
+            result, _ = self._exact._verify(payload, requirements, simulate=False)
+            if not result.is_valid:
+                return result, False
+            authorization = body["authorization"]
+            used = self.signer.read_contract(requirements.asset, _AUTHORIZATION_STATE_ABI, "authorizationState",
+                                             authorization["from"], bytes.fromhex(str(authorization["nonce"])[2:]))
+        except Exception as exc:  # malformed fields x402 did not catch, an unreachable chain
+            log.warning("verify failed: %s: %s", type(exc).__name__, exc)
+            return VerifyResponse(is_valid=False, invalid_reason="invalid_payload", invalid_message=str(exc),
+                                  payer=self._payer(payload)), False
+        if used:
+            return VerifyResponse(is_valid=False, invalid_reason=ERR_NONCE_ALREADY_USED, payer=result.payer), False
+        return result, False
+
+    def submit(self, payload: PaymentPayloadAny,
+               requirements: PaymentRequirementsAny) -> SettleResponse | PendingSettlement:
+        """Settle a just-verified payment, waiting only until its transfer is in the pool.
+
+        Returns the failed `SettleResponse` when settlement stopped before anything was sent, or
+        a `PendingSettlement` naming the transfer's hash; its `result` resolves once mined.
+        """
+        submission = _Submission()
+
+        def work() -> SettleResponse:
+            _SUBMITTING.current = submission
+            try:
+                return self.settle(payload, requirements, verified=True)
+            finally:
+                _SUBMITTING.current = None
+                submission.ready.set()
+
+        result = self._workers.submit(work)
+        submission.ready.wait()
+        if submission.transaction is None:
+            return result.result()  # refused before sending: nothing is pending
+        return PendingSettlement(transaction=submission.transaction, payer=self._payer(payload) or "",
+                                 network=str(requirements.network), result=result)
 
     def _upto_revert_reason(self, payload: PaymentPayload, amount: int) -> str | None:
         try:

@@ -105,6 +105,7 @@ from opengradient.devnet.services.llm.exposure import ExposureBook, Reservation
 from opengradient.devnet.services.llm.facilitator import (
     AuthorizationKey,
     DevFacilitator,
+    PendingSettlement,
     authorization_key,
     chain_id_of_network,
     parse_facilitator_request,
@@ -552,7 +553,7 @@ class LLMGateway:
         #: when that is set (and covers the price).
         self.upto_cap_multiple = upto_cap_multiple
         self.upto_session_cap: int | None = None
-        self.exposure = ExposureBook(self._coverage)
+        self.exposure = ExposureBook(self._coverage, lambda: payments_chain.head_hash)
         self.sessions = UptoSessions(self._settle_session, self._record_now, idle_seconds=upto_idle_seconds,
                                      min_price=min(p.price(1) for p in PRICES.values()),
                                      on_ended=self._session_ended, recheck=self._recheck_payer)
@@ -622,6 +623,7 @@ class LLMGateway:
             return
         try:
             self.sessions.shutdown()
+            self.facilitator.close()  # settlements in the pool: wait for their blocks
         finally:
             self._closed = True
             self.settlements.close()
@@ -1029,25 +1031,28 @@ class LLMGateway:
                         media_type=stored.media_type)
 
     async def _check_payment(self, request: Request, call: _Call) -> Response | None:
-        """Hold the authorization, verify the payment (simulating the transfer on chain) and
-        reserve what it may take; a 402 when any of it is refused."""
+        """Hold the authorization, verify the payment and reserve what it may take against the
+        payer's balance less what is pending for it; a 402 when any of it is refused."""
         assert call.payload is not None
         offer = self._offer_for(call)
         call.hold = self.facilitator.hold(call.payload)  # nobody else settles it from here on
-        result = await run_in_threadpool(self.facilitator.verify, call.payload, offer)
-        if not result.is_valid:
-            return self._payment_required(request, call, result.invalid_reason or INVALID_PAYLOAD)
-        if not call.v1_payload and not self._accepted_matches(call.payload.accepted, offer):
-            return self._payment_required(request, call, NO_MATCHING_REQUIREMENTS)
-        payer, amount = str(result.payer), int(offer.amount)
-        if self.exposure.pending(payer):  # reads the chain: off the event loop
-            call.reservation, refusal = await run_in_threadpool(self.exposure.reserve, payer, amount,
-                                                                permit2=call.upto)
-        else:
-            call.reservation, refusal = self.exposure.reserve(payer, amount, permit2=call.upto)
+        refusal = await run_in_threadpool(self._verify_and_reserve, call, offer)  # reads the chain
         if refusal is not None:
             return self._payment_required(request, call, refusal)
         return None
+
+    def _verify_and_reserve(self, call: _Call, offer: PaymentRequirements) -> str | None:
+        """Verify `call`'s payment (an `exact` one without simulating its transfer) and reserve its
+        amount; the x402 code of the refusal, or None."""
+        assert call.payload is not None
+        result, simulated = self.facilitator.verify_quick(call.payload, offer)
+        if not result.is_valid:
+            return result.invalid_reason or INVALID_PAYLOAD
+        if not call.v1_payload and not self._accepted_matches(call.payload.accepted, offer):
+            return NO_MATCHING_REQUIREMENTS
+        call.reservation, refusal = self.exposure.reserve(str(result.payer), int(offer.amount), permit2=call.upto,
+                                                          checked=simulated)
+        return refusal
 
     def _coverage(self, payer: str) -> tuple[int, int]:
         """`payer`'s OPG balance and its allowance to Permit2, on chain now."""
@@ -1182,20 +1187,43 @@ class LLMGateway:
             self.settlements.record(record)
 
     async def _settle(self, request: Request, call: _Call) -> Response | None:
-        """Settle on chain; a 402 (with the failed receipt) when settlement fails."""
+        """Hand the payment to the chain; a 402 when it is refused before anything is sent.
+
+        The answer goes out once the transfer is in the pool under its (final) hash, not once it
+        is mined: the reservation and the hold stay until the block is built, and a transfer that
+        fails on chain then bars the payer (`ExposureBook.bar`)."""
         assert call.payload is not None
         started = time.perf_counter()
-        settled = await run_in_threadpool(self.facilitator.settle, call.payload, call.requirements,
-                                          verified=True)
+        submitted = await run_in_threadpool(self.facilitator.submit, call.payload, call.requirements)
         self.last_settle_seconds = time.perf_counter() - started
-        self._release_payment(call)  # on chain now (or refused): the balance tells the rest
-        call.settled = settled
-        if not settled.success:
-            log.warning("settlement failed: %s %s", settled.error_reason, settled.error_message or "")
-            return self._payment_required(request, call, settled.error_reason or "settlement_failed",
-                                          settled)
-        call.tx = settled.transaction
+        if isinstance(submitted, SettleResponse):
+            self._release_payment(call)  # refused before sending: nothing is pending
+            call.settled = submitted
+            log.warning("settlement failed: %s %s", submitted.error_reason, submitted.error_message or "")
+            return self._payment_required(request, call, submitted.error_reason or "settlement_failed", submitted)
+        reservation, hold = call.reservation, call.hold
+        call.reservation, call.hold = None, None  # released when the block is built
+        submitted.result.add_done_callback(lambda done: self._settlement_mined(submitted, reservation, hold))
+        call.settled = SettleResponse(success=True, transaction=submitted.transaction, network=submitted.network,
+                                      payer=submitted.payer)
+        call.tx = submitted.transaction
         return None
+
+    def _settlement_mined(self, pending: PendingSettlement, reservation: Reservation | None,
+                          hold: AuthorizationKey | None) -> None:
+        """A served request's settlement left the pool: its reservation and hold end; a failure
+        bars the payer, who was served and did not pay."""
+        try:
+            result = pending.result.result()
+            failure = None if result.success else f"{result.error_reason or 'failed'} in {pending.transaction}"
+        except Exception as exc:  # the worker itself broke: the payment's fate is unknown, count it unpaid
+            failure = f"{type(exc).__name__}: {exc} in {pending.transaction}"
+        if failure is not None:
+            log.warning("settlement of a served request failed (%s): payer %s is refused from now on",
+                        failure, pending.payer)
+            self.exposure.bar(pending.payer, failure)
+        self.exposure.release(reservation)
+        self.facilitator.unhold(hold)
 
     def _paid_headers(self, call: _Call) -> dict[str, str]:
         if call.session_receipt is not None:  # upto (x402 v2 only): no legacy X-PAYMENT-RESPONSE
