@@ -867,6 +867,10 @@ class LLMGateway:
             upstream, bare = self.router.resolve(body["model"])
         except UnknownModelError as exc:
             raise _BadRequestError(str(exc)) from None
+        refusal = getattr(upstream, "refusal", None)  # what the upstream cannot take, before payment
+        reason = refusal(body) if callable(refusal) else None
+        if reason:
+            raise _BadRequestError(reason)
         try:
             mode = parse_settlement_mode(request.headers.get("x-settlement-type"))
         except ValueError as exc:
