@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from opengradient.devnet.services.llm import media, tokens
+from opengradient.devnet.services.llm import generation, media, tokens
 from opengradient.devnet.services.llm.completions import (
     KNOWN_MODELS,
     Completion,
@@ -655,6 +655,15 @@ def _concise(reply: str, budget: int = 24) -> str:
             break
         out += sentence
     return out.strip()
+
+
+def web_search_reply(query: str) -> str:
+    """What a `web_search` request found, from the devnet's local corpus (labelled: never the web)."""
+    found = generation.search(query)
+    if not found:
+        return "Web search (the devnet's local corpus, not the internet) found nothing about this."
+    cited = " ".join(f"[{d.title}]({d.url}): {d.text.split('. ')[0].rstrip('.')}." for d in found)
+    return f"Web search (the devnet's local corpus, not the internet) found: {cited}"
 
 
 def tool_result_reply(results: list[tuple[str, str]]) -> str:
@@ -1297,6 +1306,7 @@ class _Answer:
     tool_call: tuple[str, str] | None  # (name, arguments JSON)
     finish_reason: str
     usage: Usage
+    images: list[str] | None = None
 
 
 def _int_option(request: Mapping[str, Any], *keys: str) -> int | None:
@@ -1384,11 +1394,22 @@ class ReferenceModel(Upstream):
             return _Answer(None, (str(function["name"]), text), "tool_calls",
                            Usage(prompt_tokens, completion, prompt_tokens + completion))
 
-        reply = tool_result_reply(results) if results else plain_reply(conversation)
+        images = None
+        if results:
+            reply = tool_result_reply(results)
+        elif generation.is_image_model(model):
+            png = generation.draw_png(conversation.last_user)
+            images = [generation.image_data_url(png)]
+            reply = (f"Here is the image I generated for your prompt: {media.describe_image(png)}, drawn "
+                     "deterministically from the prompt by the devnet reference model.")
+        else:
+            reply = plain_reply(conversation)
+        if request.get("web_search"):
+            reply = web_search_reply(conversation.last_user) + " " + reply
         full = self._formatted(reply, conversation, response_format, work_budget(request))
         content, finish = _limit(full, request)
         completion = tokens.count_tokens(content)
-        return _Answer(content, None, finish, Usage(prompt_tokens, completion, prompt_tokens + completion))
+        return _Answer(content, None, finish, Usage(prompt_tokens, completion, prompt_tokens + completion), images)
 
     @staticmethod
     def _formatted(reply: str, conversation: _Conversation, response_format: Any, budget: int) -> str:
@@ -1455,7 +1476,7 @@ class ReferenceModel(Upstream):
             name, arguments = answer.tool_call
             tool_calls = [{"id": new_call_id(), "type": "function",
                            "function": {"name": name, "arguments": arguments}}]
-        return Completion(answer.content, tool_calls, answer.finish_reason, answer.usage)
+        return Completion(answer.content, tool_calls, answer.finish_reason, answer.usage, answer.images)
 
     def refusal(self, request: Mapping[str, Any]) -> str | None:
         """Why the offline reference model cannot take `request` (checked before payment), or None."""
@@ -1498,7 +1519,7 @@ class ReferenceModel(Upstream):
             for piece in tokens.tokenize(answer.content or ""):
                 yield Delta(content=piece)
                 await asyncio.sleep(0)
-        yield Delta(finish_reason=answer.finish_reason, usage=answer.usage)
+        yield Delta(finish_reason=answer.finish_reason, usage=answer.usage, images=answer.images)
 
     # -- text completion
 
