@@ -62,7 +62,7 @@ def test_without_web_search_nothing_is_searched(devnet: Devnet) -> None:
 
 def test_web_search_must_be_a_boolean(devnet: Devnet) -> None:
     with pytest.raises(og.InvalidInputError, match="web_search"):
-        devnet.client.llm.chat("openai/gpt-4o", PROMPT, web_search="yes")  # type: ignore[arg-type]
+        devnet.client.llm.chat("openai/gpt-4o", PROMPT, web_search="yes")  # type: ignore[call-overload]
 
 
 def test_every_0_7_4_name_still_works() -> None:
