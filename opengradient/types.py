@@ -35,7 +35,8 @@ class TEE_LLM(StrEnum):  # noqa: N801 - the public name of 0.7.4
     """LLMs served through the TEE gateway; the value is the `provider/model` name sent on the wire.
 
     Both generations of names: those of SDK 0.7.4 (all kept) and the newer families today's network
-    serves (GPT-4.1 mini/nano, o3, GPT-5.x, Claude 4.5+, Gemini 3.x, Grok 4.x, ByteDance Seed). Any
+    serves (GPT-4.1 mini/nano, o3, GPT-5.x, Claude 4.5+, Gemini 3.x, Grok 4.x, ByteDance Seed,
+    DeepSeek, Hermes, GLM, and the image-generation models). Any
     other `provider/model` string works as well; the enum is a convenience, not a limit.
     """
 
@@ -56,7 +57,7 @@ class TEE_LLM(StrEnum):  # noqa: N801 - the public name of 0.7.4
     GROK_4_1_FAST = "x-ai/grok-4-1-fast"
     GROK_4_1_FAST_NON_REASONING = "x-ai/grok-4-1-fast-non-reasoning"
     O4_MINI = "openai/o4-mini"
-    # today's network (chat models; image generation is not part of this SDK)
+    # today's network
     GPT_4_1_MINI = "openai/gpt-4.1-mini"
     GPT_4_1_NANO = "openai/gpt-4.1-nano"
     O3 = "openai/o3"
@@ -86,6 +87,19 @@ class TEE_LLM(StrEnum):  # noqa: N801 - the public name of 0.7.4
     SEED_1_6 = "bytedance/seed-1.6"
     SEED_1_8 = "bytedance/seed-1.8"
     SEED_2_0_LITE = "bytedance/seed-2.0-lite"
+    DEEPSEEK_V4_FLASH = "bytedance/deepseek-v4-flash"
+    DEEPSEEK_V4_PRO = "bytedance/deepseek-v4-pro"
+    HERMES_4_405B = "nous/hermes-4-405b"
+    HERMES_4_70B = "nous/hermes-4-70b"
+    GLM_5_2 = "zai/glm-5.2"
+    # today's image-generation models: their images come back on `TextGenerationOutput.images`
+    GPT_IMAGE_2 = "openai/gpt-image-2"
+    GEMINI_2_5_FLASH_IMAGE = "google/gemini-2.5-flash-image"
+    GEMINI_3_1_FLASH_IMAGE = "google/gemini-3.1-flash-image"
+    GROK_2_IMAGE = "x-ai/grok-2-image"
+    SEEDREAM_4_0 = "bytedance/seedream-4.0"
+    SEEDANCE_4_5 = "bytedance/seedance-4.5"
+    GLM_IMAGE = "zai/glm-image"
 
 
 class LLM(StrEnum):
@@ -289,6 +303,9 @@ class TextGenerationOutput:
     tee_payment_address: str | None = None
     data_settlement_transaction_hash: str | None = None
     data_settlement_blob_id: str | None = None
+    #: Images an image-generation model returned, as `data:image/…;base64,…` URIs. Not covered by
+    #: the enclave's signature: today's service signs the text of the answer only.
+    images: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -335,6 +352,8 @@ class StreamChunk:
     model: str | None = None
     usage: Usage | None = None
     is_final: bool = False
+    #: Generated images (data: URIs) on the final chunk of an image-generation model; not signed.
+    images: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,12 @@ EXPECTED: dict[str, list[str]] = {
                           "changed output refused: proof of 0x"],
     "openai_agents_handoff.py": ["handed off to: Weather agent", "[tool call get_weather]", "answer:        ",
                                  "verified True"],
+    "image_input.py": ["I received a PNG image, 16x8 pixels, whose mean colour is #ffa500", "verified: True",
+                       "remote URL refused: HTTP 400"],
+    "image_generation.py": ["answer:   Here is the image I generated for your prompt: a PNG image, 64x64 pixels",
+                            "verified: True", "image:    data:image/png;base64, 610 bytes", "PNG:      True"],
+    "web_search.py": ["Web search (the devnet's local corpus, not the internet) found: [x402: payments over HTTP 402]"
+                      "(devnet-corpus://x402-payments)", "verified: True"],
     "confidential_chat.py": ["answer:   You asked about blood, test", "verified: True (enclave 0x",
                              "plaintext among them: False", "streamed: You asked about", "verified: True"],
 }

@@ -100,7 +100,7 @@ _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _TOOL_CHOICES = {"auto", "none", "required"}
 #: Body fields `chat_body` builds from its own arguments.
 _CHAT_ARGUMENTS = frozenset({"model", "messages", "max_tokens", "temperature", "stop", "tools", "tool_choice",
-                             "response_format", "stream", "stream_options"})
+                             "response_format", "stream", "stream_options", "web_search"})
 _MAX_TOKENS = 1_000_000  # what gateways accept; more is always a mistake
 #: Response headers of today's gateways: the data-settlement transaction and the batch data's blob.
 DATA_SETTLEMENT_TX_HEADER = "x-settlement-tx-hash"
@@ -223,7 +223,8 @@ def _check_extra_body(extra_body: Any) -> dict[str, Any]:
 
 def chat_body(model: TEE_LLM | str, messages: Any, *, max_tokens: int | None = 100, stop_sequence: Any = None,
               temperature: float = 0.0, tools: Any = None, tool_choice: Any = None, stream: bool = False,
-              response_format: Any = None, extra_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              response_format: Any = None, extra_body: Mapping[str, Any] | None = None,
+              web_search: bool = False) -> dict[str, Any]:
     """Validate chat arguments and build the request body (raises before any I/O).
 
     `max_tokens=None` leaves the limit (and so the price) to the gateway's default. `extra_body`
@@ -247,6 +248,10 @@ def chat_body(model: TEE_LLM | str, messages: Any, *, max_tokens: int | None = 1
             raise InvalidInputError("response_format must be a dict such as {'type': 'json_object'}")
         body["response_format"] = dict(response_format)
     body.update(_check_extra_body(extra_body))
+    if not isinstance(web_search, bool):
+        raise InvalidInputError(f"web_search must be True or False, got {web_search!r}")
+    if web_search:  # the provider's native web search; signed (hashed as `true`)
+        body["web_search"] = True
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -362,7 +367,7 @@ class LLM:
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              stream: Literal[False] = False, response_format: dict[str, Any] | None = None,
-             extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput: ...
+             extra_body: Mapping[str, Any] | None = None, web_search: bool = False) -> TextGenerationOutput: ...
 
     @overload
     def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
@@ -370,21 +375,24 @@ class LLM:
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              *, stream: Literal[True], response_format: dict[str, Any] | None = None,
-             extra_body: Mapping[str, Any] | None = None) -> TextGenerationStream: ...
+             extra_body: Mapping[str, Any] | None = None, web_search: bool = False) -> TextGenerationStream: ...
 
     def chat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
              stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              stream: bool = False, response_format: dict[str, Any] | None = None,
-             extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput | TextGenerationStream:
+             extra_body: Mapping[str, Any] | None = None,
+             web_search: bool = False) -> TextGenerationOutput | TextGenerationStream:
         """Chat with `model`; with `stream=True` returns an iterator of `StreamChunk`s.
 
         `max_tokens=None` leaves the limit to the gateway's default; `extra_body` adds more request
         fields as they are (`{"top_p": 0.9, "seed": 7}`): the gateway refuses those it does not take.
+        `web_search=True` asks the provider to search the web (the devnet searches a local corpus).
+        Image-generation models (`TEE_LLM.GPT_IMAGE_2`, …) return their images on `output.images`.
         """
         call = self._chat_call(model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-                               x402_settlement_mode, stream, response_format, extra_body)
+                               x402_settlement_mode, stream, response_format, extra_body, web_search)
         if stream:
             response, payment = self._sync.run(self._open_flow(call, stream=True))
             reopen = (lambda: self._sync.run(self._reopen_flow(call, payment))) if payment is not None else None
@@ -398,7 +406,7 @@ class LLM:
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              stream: Literal[False] = False, response_format: dict[str, Any] | None = None,
-             extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput: ...
+             extra_body: Mapping[str, Any] | None = None, web_search: bool = False) -> TextGenerationOutput: ...
 
     @overload
     async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
@@ -406,17 +414,18 @@ class LLM:
              tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
              x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
              *, stream: Literal[True], response_format: dict[str, Any] | None = None,
-             extra_body: Mapping[str, Any] | None = None) -> AsyncTextGenerationStream: ...
+             extra_body: Mapping[str, Any] | None = None, web_search: bool = False) -> AsyncTextGenerationStream: ...
 
     async def achat(self, model: TEE_LLM | str, messages: Sequence[Mapping[str, Any]], max_tokens: int | None = 100,
                     stop_sequence: str | list[str] | None = None, temperature: float = 0.0,
                     tools: list[dict[str, Any]] | None = None, tool_choice: str | dict[str, Any] | None = None,
                     x402_settlement_mode: x402SettlementMode | str = x402SettlementMode.SETTLE,
                     stream: bool = False, response_format: dict[str, Any] | None = None,
-                    extra_body: Mapping[str, Any] | None = None) -> TextGenerationOutput | AsyncTextGenerationStream:
+                    extra_body: Mapping[str, Any] | None = None,
+                    web_search: bool = False) -> TextGenerationOutput | AsyncTextGenerationStream:
         """Async twin of `chat`; with `stream=True` returns an async iterator of chunks."""
         call = self._chat_call(model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-                               x402_settlement_mode, stream, response_format, extra_body)
+                               x402_settlement_mode, stream, response_format, extra_body, web_search)
         if stream:
             response, payment = await self._async.run(self._open_flow(call, stream=True))
             areopen = (lambda: self._async.run(self._reopen_flow(call, payment))) if payment is not None else None
@@ -492,10 +501,10 @@ class LLM:
 
     def _chat_call(self, model: TEE_LLM | str, messages: Any, max_tokens: int | None, stop: Any,
                    temperature: float, tools: Any, tool_choice: Any, mode: Any, stream: bool, response_format: Any,
-                   extra_body: Mapping[str, Any] | None) -> _Call:
+                   extra_body: Mapping[str, Any] | None, web_search: bool = False) -> _Call:
         body = chat_body(model, messages, max_tokens=max_tokens, stop_sequence=stop, temperature=temperature,
                          tools=tools, tool_choice=tool_choice, stream=stream, response_format=response_format,
-                         extra_body=extra_body)
+                         extra_body=extra_body, web_search=web_search)
         base = self._network.llm_streaming_server_url if stream else self._network.llm_server_url
         return _Call("chat", body, "/v1/chat/completions", base, settlement_header(mode))
 
@@ -680,7 +689,8 @@ class LLM:
             message = self._signed_part(dict(choice.get("message") or {}), finish, call.body)
             message.setdefault("role", "assistant")
             text = output_text(message.get("content"), message.get("tool_calls"), finish)
-            output = TextGenerationOutput(chat_output=message, finish_reason=finish)
+            output = TextGenerationOutput(chat_output=message, finish_reason=finish,
+                                          images=generated_images(message.pop("images", None)))
         else:
             completion = choice.get("text")
             if completion is None:
@@ -702,7 +712,8 @@ class LLM:
                 message["tool_calls"] = calls
             message = self._signed_part(message, assembled.finish_reason, call.body)
             output = TextGenerationOutput(chat_output=message, finish_reason=assembled.finish_reason,
-                                          usage=assembled.usage, model=assembled.model, id=assembled.id)
+                                          usage=assembled.usage, model=assembled.model, id=assembled.id,
+                                          images=generated_images(assembled.images))
             text = output_text(assembled.text, calls, assembled.finish_reason)
             self._finish(output, call, payment, settlement_of(response), assembled.tee, text)
             self._data_settlement(output, response, assembled.settlement)
@@ -847,6 +858,21 @@ class LLM:
         after = decode(["uint256"], bytes.fromhex(str((yield Rpc("eth_call", (read, "latest"))))[2:]))[0]
         self._payer.permit2_allowance = after
         return ApprovalResult(before, after, tx_hash)
+
+
+def generated_images(images: Any) -> list[str] | None:
+    """The images an image-generation model returned, as `data:image/…` URIs (or None).
+
+    Today's enclave signs the text only, so these are not covered by the signature; anything that
+    is not an image data URI (or an http(s) URL some providers return) is refused.
+    """
+    if images is None:
+        return None
+    if not isinstance(images, list) or not all(
+            isinstance(i, str) and (i.startswith("data:image/") or i.startswith(("https://", "http://")))
+            for i in images):
+        raise InvalidResponseError("the gateway returned images that are not image data URIs or URLs")
+    return list(images) or None
 
 
 def allowed_tool_calls(request: Mapping[str, Any], calls: Any) -> None:

@@ -66,6 +66,8 @@ class StreamAssembler:
     #: What the final event reports about data settlement (not signed: outside the output hash).
     settlement: dict[str, Any] = field(default_factory=dict)
     done: bool = False
+    #: Generated images the final event carries (data: URIs; not signed).
+    images: list[Any] | None = None
 
     def chunk(self, data: str) -> StreamChunk | None:
         """Parse one event's data into a typed chunk and record what it adds."""
@@ -103,8 +105,12 @@ class StreamAssembler:
             self.usage = usage
         choices = [self._choice(c) for c in event.get("choices") or [] if isinstance(c, dict)]
         is_final = any(c.finish_reason for c in choices)
+        images = event.get("images")
+        if isinstance(images, list):
+            self.images = images
         return StreamChunk(choices=choices or [StreamChoice()], id=event.get("id"),
-                           model=event.get("model"), usage=usage, is_final=is_final)
+                           model=event.get("model"), usage=usage, is_final=is_final,
+                           images=images if isinstance(images, list) else None)
 
     def _choice(self, raw: dict[str, Any]) -> StreamChoice:
         delta = raw.get("delta") or {}

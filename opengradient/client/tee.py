@@ -29,6 +29,30 @@ def keccak256(data: bytes) -> bytes:
     return bytes(keccak(data))
 
 
+def canonical_user_content(content: Any) -> Any:
+    """User content as hashed: text parts kept, each attachment reduced to `{type[, filename]}`.
+
+    Attachment bytes (images, files, audio) are not hashed, so the enclave's signature covers what
+    the user said and which kinds of media came with it, not the media themselves.
+    """
+    if not isinstance(content, list):
+        return content
+    out: list[Any] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            out.append({"type": "text", "text": str(part)})
+        elif part.get("type") == "text":
+            out.append({"type": "text", "text": part.get("text") or ""})
+        else:
+            entry: dict[str, Any] = {"type": part.get("type")}
+            file = part.get("file")
+            filename = (file.get("filename") if isinstance(file, Mapping) else None) or part.get("filename")
+            if filename:
+                entry["filename"] = filename
+            out.append(entry)
+    return out
+
+
 def normalize_message(message: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical form of one chat message: only the fields that are hashed."""
     role = message.get("role")
@@ -42,6 +66,8 @@ def normalize_message(message: Mapping[str, Any]) -> dict[str, Any]:
         return out
     if role == "tool":
         return {"role": "tool", "content": content, "tool_call_id": message.get("tool_call_id")}
+    if role == "user":
+        return {"role": "user", "content": canonical_user_content(content)}
     return {"role": role, "content": content}
 
 
@@ -71,9 +97,11 @@ def canonical_chat_request(body: Mapping[str, Any]) -> dict[str, Any]:
         "messages": [normalize_message(m) for m in body.get("messages") or []],
         "temperature": _temperature(body),
     }
-    for key in ("max_tokens", "stop", "tools", "response_format", "web_search"):
+    for key in ("max_tokens", "stop", "tools", "response_format"):
         if body.get(key) is not None:
             canonical[key] = body[key]
+    if body.get("web_search"):  # hashed only when asked for, as `true`
+        canonical["web_search"] = True
     return canonical
 
 

@@ -5,8 +5,9 @@ is paid with x402 and each answer's TEE signature is verified. Each model gets a
 no test depends on another's payment or key cache.
 
 The multimodal tests download an image, a PDF and a WAV file; here they get them from a loopback
-server (`media_server`) that serves files made by this module, so the suite runs offline. The
-reference model reads text only and says which media it received.
+server (`media_server`) that serves files made by this module, so the suite runs offline (an image
+URL the suite sends itself is read by the devnet from the same local copy). The reference model
+reads images (format, size, mean colour) and says which other media it received.
 
 The suite's VCR test (`test_stream_time`) replays `tests/cassettes/agents/`: in CI (record mode
 `none`) its client is a plain HTTP client addressed to the devnet's host, and VCR answers every
@@ -37,6 +38,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from opengradient.agents import OpenGradientChatModel
 from opengradient.client.client import Client
+from opengradient.devnet.services.llm.media import OFFLINE_MIRRORS
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes" / "agents"
 DEVNET_HOST = "http://devnet.local"  # the in-process devnet's URL; loopback URLs are rewritten to it
@@ -184,7 +186,10 @@ def offline_media(media_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def get(url: Any, **kwargs: Any) -> httpx.Response:
         for suffix, (path, _, _) in _MEDIA.items():
             if str(url).startswith("https://") and str(url).endswith(suffix):
-                return real_get(media_server + path, **kwargs)
+                response = real_get(media_server + path, **kwargs)
+                # The suite also sends this URL itself: the offline devnet reads it from this copy.
+                monkeypatch.setitem(OFFLINE_MIRRORS, str(url), response.content)
+                return response
         return real_get(url, **kwargs)
 
     monkeypatch.setattr(httpx, "get", get)
@@ -241,7 +246,7 @@ class TestOpenGradientChatModelIntegration(ChatModelIntegrationTests):
 
     # Media: the adapter turns every image, file and audio block into OpenAI's content part (in a
     # user message; a tool result's media follows it in one), the gateway carries them, and the
-    # reference model acknowledges them (it reads text only).
+    # reference model describes images from their bytes and acknowledges the rest.
     @property
     def supports_image_inputs(self) -> bool:
         return True

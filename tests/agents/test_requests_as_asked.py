@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -38,7 +40,18 @@ CHAT = "/v1/chat/completions"
 NO_TRACE = RunConfig(tracing_disabled=True)
 PDF = base64.b64encode(b"%PDF-1.4\n% a document\n%%EOF\n").decode()
 WAV = base64.b64encode(b"RIFF....WAVEfmt ").decode()
-PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n....").decode()
+def _png_1x2() -> bytes:
+    """A real 1x2 PNG, a red pixel over a blue one: the reference model reads it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", 1, 2, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\0\xff\0\0" + b"\0\0\0\xff")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+PNG = base64.b64encode(_png_1x2()).decode()
+#: How the reference model describes `PNG`.
+PNG_SEEN = "a PNG image, 1x2 pixels, whose mean colour is #800080 (RGB 128, 0, 128)"
 
 
 class WeatherReport(BaseModel):
@@ -183,7 +196,7 @@ def test_langchain_files_audio_and_images_reach_the_model_in_openai_form(devnet_
         {"type": "image", "source_type": "base64", "data": PNG, "mime_type": "image/png"},
     ]
     message = llm.invoke([HumanMessage(content)])
-    assert "a file (report.pdf), an audio clip and an image" in message.text
+    assert "a file (report.pdf) and an audio clip" in message.text and PNG_SEEN in message.text
     [body] = paid_bodies(proxy)
     assert body["messages"][0]["content"] == [
         {"type": "text", "text": "Summarise these."},
@@ -201,7 +214,7 @@ def test_langchain_media_in_a_tool_result_follows_it_as_a_user_message(devnet: D
                ToolMessage([{"type": "text", "text": "the chart"},
                             {"type": "image", "base64": PNG, "mime_type": "image/png"}], tool_call_id="c1")]
     answer = llm.invoke(history)
-    assert answer.text == "The result of chart is: the chart (with an image)"
+    assert answer.text == f"The result of chart is: the chart (with {PNG_SEEN})"
 
 
 def test_langchain_blocks_without_an_openai_form_are_refused(devnet: Devnet) -> None:
@@ -231,7 +244,7 @@ async def test_agents_pdf_and_image_reach_the_model_in_openai_form(devnet_http: 
     first = await Runner.run(agent, pdf_only, run_config=NO_TRACE)  # type: ignore[arg-type]
     second = await Runner.run(agent, with_image, run_config=NO_TRACE)  # type: ignore[arg-type]
     assert "a file (report.pdf)" in first.final_output
-    assert "a file (report.pdf) and an image" in second.final_output
+    assert "a file (report.pdf)" in second.final_output and PNG_SEEN in second.final_output
     bodies = paid_bodies(proxy)
     pdf_part = {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}", "filename": "report.pdf"}}
     assert bodies[0]["messages"][1]["content"] == [{"type": "text", "text": "Summarise this."}, pdf_part]

@@ -253,7 +253,7 @@ def test_prompt_tokens_grow_with_the_request() -> None:
 
 
 async def test_serves_every_known_model_by_bare_and_full_name() -> None:
-    assert len(KNOWN_MODELS) == len(set(KNOWN_MODELS)) == 54  # both generations of TEE_LLM, og.LLM, older names
+    assert len(KNOWN_MODELS) == len(set(KNOWN_MODELS)) == 66  # both generations of TEE_LLM, og.LLM, older names
     for name in KNOWN_MODELS:
         bare = name.split("/", 1)[1]
         assert MODEL.supports(bare) and MODEL.supports(name)

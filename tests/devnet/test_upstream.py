@@ -50,7 +50,7 @@ def test_known_models_cover_the_enums_and_the_seed_names() -> None:
     assert {m.value for m in TEE_LLM} | {m.value for m in LLM} <= names
     assert {"openai/gpt-4.1", "openai/gpt-4", "anthropic/claude-3-opus", "google/gemini-2.5-flash-preview",
             "google/gemini-2.5-pro-preview"} <= names
-    assert len(names) == len(router.known_models) == len(KNOWN_MODELS) == 54
+    assert len(names) == len(router.known_models) == len(KNOWN_MODELS) == 66
 
 
 def test_resolves_full_and_bare_names_to_the_reference_model() -> None:

@@ -60,6 +60,7 @@ class Completion:
     tool_calls: list[dict[str, Any]] | None
     finish_reason: str
     usage: Usage
+    images: list[str] | None = None  # generated images as data: URIs (not part of the signed output)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Delta:
     tool_call: dict[str, Any] | None = None
     finish_reason: str | None = None
     usage: Usage | None = None
+    images: list[str] | None = None  # generated images (data: URIs), on the last delta
 
 
 class UpstreamError(Exception):

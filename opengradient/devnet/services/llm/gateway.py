@@ -869,6 +869,10 @@ class LLMGateway:
             upstream, bare = self.router.resolve(body["model"])
         except UnknownModelError as exc:
             raise _BadRequestError(str(exc)) from None
+        refusal = getattr(upstream, "refusal", None)  # what the upstream cannot take, before payment
+        reason = refusal(body) if callable(refusal) else None
+        if reason:
+            raise _BadRequestError(reason)
         try:
             mode = parse_settlement_mode(request.headers.get("x-settlement-type"))
         except ValueError as exc:
@@ -1349,6 +1353,8 @@ class LLMGateway:
             message: dict[str, Any] = {"role": "assistant", "content": answer.content}
             if answer.tool_calls:
                 message["tool_calls"] = answer.tool_calls
+            if answer.images:  # today's gateway: generated images beside the signed text
+                message["images"] = list(answer.images)
             return {"id": call.id, "object": "chat.completion", "created": call.created,
                     "model": call.body["model"],
                     "choices": [{"index": 0, "message": message, "logprobs": None,
@@ -1417,6 +1423,7 @@ class _Stream:
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
         self.usage: Usage | None = None
+        self.images: list[str] | None = None
         self.role_pending = call.kind == "chat"
         self.include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
 
@@ -1472,6 +1479,8 @@ class _Stream:
             self.finish = delta.finish_reason
         if delta.usage is not None:
             self.usage = delta.usage
+        if delta.images:
+            self.images = list(delta.images)
         return out
 
     async def end(self) -> list[bytes]:
@@ -1488,6 +1497,8 @@ class _Stream:
         reported = await self.gateway._settle_data(self.call, out_hash, out_text, tee)
         last = self.chunk(finish_reason=finish, usage=usage)
         last.update(tee)
+        if self.images:  # on the final chunk, as today's gateway sends them
+            last["images"] = self.images
         if DATA_SETTLEMENT_TX_HEADER in reported:
             last["data_settlement_transaction_hash"] = reported[DATA_SETTLEMENT_TX_HEADER]
         if DATA_SETTLEMENT_BLOB_HEADER in reported:

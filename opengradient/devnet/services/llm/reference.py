@@ -20,6 +20,7 @@ from the message first, in any script and quote style ('…', "…", ‘…’, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import json
@@ -30,7 +31,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from opengradient.devnet.services.llm import tokens
+from opengradient.devnet.services.llm import generation, media, tokens
 from opengradient.devnet.services.llm.completions import (
     KNOWN_MODELS,
     Completion,
@@ -436,13 +437,16 @@ def requested_keys(text: str) -> list[str] | None:
 # --- the conversation ------------------------------------------------------------------------------
 
 
-def attachments(content: Any) -> list[str]:
-    """What a message's media parts are, in words (`an image`, `a file (report.pdf)`, `an audio clip`)."""
+def attachments(content: Any, seen: Mapping[str, str] | None = None) -> list[str]:
+    """What a message's media parts are, in words (`an image`, `a file (report.pdf)`, `an audio clip`);
+    images read from their bytes (`seen`, by URL) are described."""
     found = []
     for part in content if isinstance(content, list) else []:
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind == "image_url":
-            found.append("an image")
+            url = media.image_urls([{"content": [part]}])
+            described = (seen or {}).get(next(url, ""))
+            found.append(described or "an image")
         elif kind == "input_audio":
             found.append("an audio clip")
         elif kind == "file":
@@ -462,6 +466,7 @@ def _attachment_only(message: Mapping[str, Any]) -> bool:
 class _Conversation:
     messages: list[Mapping[str, Any]]
     model: str
+    seen: Mapping[str, str] = dataclasses.field(default_factory=dict)  # image URL -> what it shows
 
     def _tool_media(self, index: int) -> bool:
         """Whether message `index` carries the media of the tool results just before it."""
@@ -486,7 +491,7 @@ class _Conversation:
     def last_user_attachments(self) -> list[str]:
         """The media the user's last message holds."""
         message = self._last_user_message()
-        return attachments(message.get("content")) if message is not None else []
+        return attachments(message.get("content"), self.seen) if message is not None else []
 
     def user_name(self) -> str | None:
         """The name the conversation gives the user (a `name` field or "my name is X")."""
@@ -518,10 +523,10 @@ class _Conversation:
                 if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping):
                     names[str(call.get("id"))] = str(call["function"].get("name") or "the tool")
         end = len(self.messages)
-        media: list[str] = []
+        found: list[str] = []
         while end > 0 and self._tool_media(end - 1):
             end -= 1
-            media = attachments(self.messages[end].get("content")) + media
+            found = attachments(self.messages[end].get("content"), self.seen) + found
         for message in reversed(self.messages[:end]):
             if message.get("role") not in ("tool", "function"):
                 break
@@ -530,9 +535,9 @@ class _Conversation:
                 name = names.get(str(message.get("tool_call_id")), "the tool")
             results.append((name, tokens.message_text(message.get("content")).strip()))
         results.reverse()
-        if results and media:
+        if results and found:
             name, text = results[-1]
-            results[-1] = (name, " ".join(filter(None, [text, f"(with {_join(media)})"])))
+            results[-1] = (name, " ".join(filter(None, [text, f"(with {_join(found)})"])))
         return results
 
     def called_tools(self) -> set[str]:
@@ -578,9 +583,14 @@ def plain_reply(conversation: _Conversation) -> str:
     """The deterministic text answer to the conversation's last user message, saying which media it
     holds (the reference model reads text only)."""
     reply = _text_reply(conversation)
-    media = conversation.last_user_attachments
-    if media:
-        reply += f" I received {_join(media)}, which the devnet reference model cannot read: it reads text only."
+    found = conversation.last_user_attachments
+    read = [item for item in found if item in conversation.seen.values() and "could not be read" not in item]
+    unread = [item for item in found if item not in read]
+    if read:
+        reply += f" I received {_join(read)}."
+    if unread:
+        reply += (f" I received {_join(unread)}, which the devnet reference model cannot read: it reads "
+                  "text and images only.")
     return reply.strip()
 
 
@@ -645,6 +655,15 @@ def _concise(reply: str, budget: int = 24) -> str:
             break
         out += sentence
     return out.strip()
+
+
+def web_search_reply(query: str) -> str:
+    """What a `web_search` request found, from the devnet's local corpus (labelled: never the web)."""
+    found = generation.search(query)
+    if not found:
+        return "Web search (the devnet's local corpus, not the internet) found nothing about this."
+    cited = " ".join(f"[{d.title}]({d.url}): {d.text.split('. ')[0].rstrip('.')}." for d in found)
+    return f"Web search (the devnet's local corpus, not the internet) found: {cited}"
 
 
 def tool_result_reply(results: list[tuple[str, str]]) -> str:
@@ -1287,6 +1306,7 @@ class _Answer:
     tool_call: tuple[str, str] | None  # (name, arguments JSON)
     finish_reason: str
     usage: Usage
+    images: list[str] | None = None
 
 
 def _int_option(request: Mapping[str, Any], *keys: str) -> int | None:
@@ -1349,11 +1369,11 @@ class ReferenceModel(Upstream):
 
     # -- chat
 
-    def _answer(self, request: Mapping[str, Any]) -> _Answer:
+    def _answer(self, request: Mapping[str, Any], seen: Mapping[str, str] | None = None) -> _Answer:
         model = self._check(request)
         raw_messages = request.get("messages")
         messages = [m for m in raw_messages if isinstance(m, Mapping)] if isinstance(raw_messages, list) else []
-        conversation = _Conversation(messages, model)
+        conversation = _Conversation(messages, model, dict(seen or {}))
         tools = request.get("tools")
         response_format = request.get("response_format")
         prompt_tokens = tokens.count_chat_prompt_tokens(messages, tools, response_format)
@@ -1374,11 +1394,22 @@ class ReferenceModel(Upstream):
             return _Answer(None, (str(function["name"]), text), "tool_calls",
                            Usage(prompt_tokens, completion, prompt_tokens + completion))
 
-        reply = tool_result_reply(results) if results else plain_reply(conversation)
+        images = None
+        if results:
+            reply = tool_result_reply(results)
+        elif generation.is_image_model(model):
+            png = generation.draw_png(conversation.last_user)
+            images = [generation.image_data_url(png)]
+            reply = (f"Here is the image I generated for your prompt: {media.describe_image(png)}, drawn "
+                     "deterministically from the prompt by the devnet reference model.")
+        else:
+            reply = plain_reply(conversation)
+        if request.get("web_search"):
+            reply = web_search_reply(conversation.last_user) + " " + reply
         full = self._formatted(reply, conversation, response_format, work_budget(request))
         content, finish = _limit(full, request)
         completion = tokens.count_tokens(content)
-        return _Answer(content, None, finish, Usage(prompt_tokens, completion, prompt_tokens + completion))
+        return _Answer(content, None, finish, Usage(prompt_tokens, completion, prompt_tokens + completion), images)
 
     @staticmethod
     def _formatted(reply: str, conversation: _Conversation, response_format: Any, budget: int) -> str:
@@ -1445,13 +1476,33 @@ class ReferenceModel(Upstream):
             name, arguments = answer.tool_call
             tool_calls = [{"id": new_call_id(), "type": "function",
                            "function": {"name": name, "arguments": arguments}}]
-        return Completion(answer.content, tool_calls, answer.finish_reason, answer.usage)
+        return Completion(answer.content, tool_calls, answer.finish_reason, answer.usage, answer.images)
+
+    def refusal(self, request: Mapping[str, Any]) -> str | None:
+        """Why the offline reference model cannot take `request` (checked before payment), or None."""
+        remote = media.remote_image_urls(request.get("messages"))
+        if remote:
+            return (f"the devnet is offline and fetches images only from this machine, not {remote[0]!r}: "
+                    "send the image as a data URL or serve it on 127.0.0.1")
+        return None
+
+    @staticmethod
+    async def _look(request: Mapping[str, Any]) -> dict[str, str]:
+        """What each image of the request shows, read from its bytes (by URL)."""
+        seen: dict[str, str] = {}
+        for url in media.image_urls(request.get("messages")):
+            if url not in seen:
+                try:
+                    seen[url] = media.describe_image(await media.read_image(url))
+                except media.ImageError as exc:
+                    seen[url] = f"an image that could not be read ({exc})"
+        return seen
 
     async def chat(self, request: dict[str, Any]) -> Completion:
-        return self._completion(self._answer(request))
+        return self._completion(self._answer(request, await self._look(request)))
 
     async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[Delta]:
-        answer = self._answer(request)
+        answer = self._answer(request, await self._look(request))
         async for delta in self._stream(answer):
             yield delta
 
@@ -1468,7 +1519,7 @@ class ReferenceModel(Upstream):
             for piece in tokens.tokenize(answer.content or ""):
                 yield Delta(content=piece)
                 await asyncio.sleep(0)
-        yield Delta(finish_reason=answer.finish_reason, usage=answer.usage)
+        yield Delta(finish_reason=answer.finish_reason, usage=answer.usage, images=answer.images)
 
     # -- text completion
 
