@@ -527,6 +527,12 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     for enclave in info.get("llm", {}).get("enclaves", []):
         click.echo(f"  LLM enclave     {enclave['endpoint']}  (tee id {enclave['tee_id'][:14]}…, in the TEE registry "
                    f"{info['alpha'].get('tee_registry')})")
+    click.echo(f"  LLM gateway     {info['url']}/v1/chat/completions  (x402 payments on the payments chain; "
+               f"facilitator {info['url']}/facilitator)")
+    if info.get("relay"):
+        click.echo(f"  OHTTP relay     {info['url']}{info['relay']['path']}  (Authorization: Bearer "
+                   f"{info['relay']['api_key']})")
+    click.echo(f"  ZKML proofs     {info['url']}/zkml/proof/<inference id>")
     click.echo(f"  Model Hub       {info['model_hub']['url']}  (user {info['model_hub']['email']}, "
                f"password {info['model_hub'].get('password', '?')})")
     if info.get("twins"):
@@ -539,6 +545,19 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     for address, key in keys:
         click.echo(f"    {address}  {key}")
     click.echo(f"Use it: opengradient --devnet {info['url']} …   Press Ctrl-C to stop.")
+
+
+def _log_requests() -> None:
+    """One line per HTTP call on stderr (the devnet's access log, and JSON-RPC method names)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    for name in ("opengradient.devnet.access",):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 @devnet.command("up")
@@ -557,14 +576,20 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
 @click.option("--block-time", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Mine a block every SECONDS (sends answer at once; receipts follow). Default: automine, "
                    "a block as soon as transactions arrive, concurrent ones sharing it.")
+@click.option("--accounts", type=click.IntRange(min=10), default=10, show_default=True, metavar="N",
+              help="How many funded development accounts (the first ten have devnet roles; "
+                   "eth_sendTransaction from any of them is signed by the devnet, as anvil's).")
+@click.option("-q", "--quiet", is_flag=True, help="No request log (by default one line per HTTP call).")
 @pass_settings
 def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None, payments_chain: str,
-              block_time: float | None) -> None:
+              block_time: float | None, accounts: int, quiet: bool) -> None:
     """Serve the devnet over HTTP until interrupted."""
     start = opengradient.devnet.start  # a MissingExtraError names the pip command
+    if not quiet:
+        _log_requests()
     try:
         net = start(http=True, host=host, port=port, data_dir=data_dir, payments_chain=payments_chain,
-                    block_time=block_time)
+                    block_time=block_time, accounts=accounts)
     except ValueError as exc:  # an unreadable --data-dir: the message says what to do
         raise CliError(f"could not start the devnet: {exc}") from exc
     except (OSError, RuntimeError) as exc:
