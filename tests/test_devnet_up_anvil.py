@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_typing import HexStr
 from web3 import Web3
+from web3.types import RPCEndpoint, TxParams, Wei
 
 from opengradient.devnet.chain.keys import dev_accounts
 
@@ -28,7 +30,7 @@ ACCOUNTS = 12
 KEYS = dev_accounts(ACCOUNTS)
 #: An account only `--accounts 12` funds and unlocks.
 EXTRA = KEYS[11]
-RECIPIENT = "0x000000000000000000000000000000000000bEEF"
+RECIPIENT = Web3.to_checksum_address("0x000000000000000000000000000000000000beef")
 BALANCE_OF = "0x70a08231"
 
 
@@ -96,26 +98,30 @@ def test_the_banner_names_every_service(up: Up) -> None:
 
 def test_web3_transfer_call_snapshot_and_revert(up: Up) -> None:
     w3 = Web3(Web3.HTTPProvider(up.rpc_url("payments")))
+
+    def raw(method: str, *params: Any) -> Any:
+        return w3.provider.make_request(RPCEndpoint(method), list(params))["result"]
+
     assert EXTRA.address in w3.eth.accounts
     start = w3.eth.get_balance(RECIPIENT)
-    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
-    tx_hash = w3.eth.send_transaction({"from": EXTRA.address, "to": RECIPIENT, "value": 10**18})
+    snapshot = raw("evm_snapshot")
+    transfer: TxParams = {"from": Web3.to_checksum_address(EXTRA.address), "to": RECIPIENT, "value": Wei(10**18)}
+    tx_hash = w3.eth.send_transaction(transfer)
     assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
     assert w3.eth.get_balance(RECIPIENT) == start + 10**18
-    info = w3.provider.make_request("eth_chainId", [])
-    assert int(info["result"], 16) == w3.eth.chain_id
     opg = re.search(r"OPG (0x[0-9a-fA-F]{40})", up.banner)
     assert opg
-    held = w3.eth.call({"to": Web3.to_checksum_address(opg.group(1)),
-                        "data": BALANCE_OF + KEYS[0].address[2:].lower().rjust(64, "0")})
+    query: TxParams = {"to": Web3.to_checksum_address(opg.group(1)),
+                       "data": HexStr(BALANCE_OF + KEYS[0].address[2:].lower().rjust(64, "0"))}
+    held = w3.eth.call(query)
     assert int.from_bytes(held, "big") > 0  # user accounts hold OPG
-    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    assert raw("evm_revert", snapshot) is True
     assert w3.eth.get_balance(RECIPIENT) == start
-    assert w3.eth.get_transaction_receipt  # the chain keeps serving after the revert
+    assert raw("eth_getTransactionReceipt", tx_hash.to_0x_hex()) is None  # the transfer is undone
     alpha = Web3(Web3.HTTPProvider(up.rpc_url("alpha")))
     before = alpha.eth.get_block("latest")["timestamp"]
-    alpha.provider.make_request("evm_increaseTime", [3600])
-    alpha.provider.make_request("evm_mine", [])
+    alpha.provider.make_request(RPCEndpoint("evm_increaseTime"), [3600])
+    alpha.provider.make_request(RPCEndpoint("evm_mine"), [])
     assert alpha.eth.get_block("latest")["timestamp"] >= before + 3600
     assert any("POST /rpc/payments -> 200" in line and "evm_snapshot" in line for line in list(up.log))
 
