@@ -490,7 +490,12 @@ def chat(settings: _Settings, model: str, messages: str | None, messages_file: P
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @pass_settings
 def verify(settings: _Settings, file: Path) -> None:
-    """Verify a proof saved as JSON (or a saved `--json` response holding a `proof`)."""
+    """Verify a proof saved as JSON (or a saved `--json` response holding a `proof`).
+
+    The network comes from the proof's chain id: a devnet's proof is checked on the devnet named by
+    --devnet / OG_DEVNET_URL, or else the default local one (http://127.0.0.1:8645); the output
+    says which network was used.
+    """
     try:
         data = bounded_json.loads(file.read_text())
     except ValueError as exc:
@@ -500,9 +505,22 @@ def verify(settings: _Settings, file: Path) -> None:
     if not isinstance(data, dict) or "kind" not in data:
         raise click.UsageError(f"{file} holds no proof")
     proof = opengradient.Proof.from_dict(data)
-    proof.verify(settings.client())
-    settings.emit({"verified": True, "proof": proof.to_dict()}, f"verified: {proof.kind} proof "
-                  f"{proof.transaction_hash or proof.payment_hash or ''}".rstrip())
+    from opengradient.client.discovery import discover_devnet
+    from opengradient.proof_networks import choose_network
+
+    named = settings.devnet_url or config.load().get("devnet_url")
+    choice = choose_network(proof.chain_id, devnet_url=named,
+                            discover=lambda url: discover_devnet(url, timeout=5.0))
+    if choice.kind == "devnet":
+        client = settings.client(devnet_url=choice.devnet_url)
+    elif choice.kind == "public":
+        client = settings.client(network=choice.network)
+    else:
+        client = settings.client()
+    proof.verify(client)
+    subject = f"{proof.transaction_hash or proof.payment_hash or ''}".strip()
+    settings.emit({"verified": True, "network": choice.description, "proof": proof.to_dict()},
+                  f"verified: {proof.kind} proof {subject} on {choice.description}".replace("  ", " "))
 
 
 # -- devnet ----------------------------------------------------------------------------------------
