@@ -1674,16 +1674,16 @@ class DevChain:
 
         to = _parse_address(call["to"], "to") if call.get("to") is not None else CREATE_CONTRACT_ADDRESS
         data = _parse_data(call.get("input") or call.get("data") or "0x", "data")
+        gas = opt_qty("gas", 0)
+        if not gas:  # through `_locked`: an estimate may defer precompile work (an inference)
+            estimate = {k: v for k, v in call.items() if k not in ("gas", "nonce")}
+            gas = _parse_qty(self._locked(self._eth_estimate_gas, [estimate, "pending"]), "gas")
         with self._lock:
             nonce = self._pool.pending_nonce(sender)
             nonce = opt_qty("nonce", nonce if nonce is not None else self._state_nonce(sender))
             base_fee = self._pending_base_fee()
             fee_cap = opt_qty("maxFeePerGas", opt_qty("gasPrice", 2 * base_fee + DEFAULT_PRIORITY_FEE))
             tip = min(opt_qty("maxPriorityFeePerGas", DEFAULT_PRIORITY_FEE), fee_cap)
-            gas = opt_qty("gas", 0)
-            if not gas:
-                estimate = {k: v for k, v in call.items() if k not in ("gas", "nonce")}
-                gas = _parse_qty(self._eth_estimate_gas([estimate, "pending"]), "gas")
         builder = self._tx_decoder
         unsigned = builder.new_unsigned_dynamic_fee_transaction(
             chain_id=self.chain_id, nonce=nonce, max_priority_fee_per_gas=tip, max_fee_per_gas=fee_cap,
