@@ -490,7 +490,12 @@ def chat(settings: _Settings, model: str, messages: str | None, messages_file: P
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @pass_settings
 def verify(settings: _Settings, file: Path) -> None:
-    """Verify a proof saved as JSON (or a saved `--json` response holding a `proof`)."""
+    """Verify a proof saved as JSON (or a saved `--json` response holding a `proof`).
+
+    The network comes from the proof's chain id: a devnet's proof is checked on the devnet named by
+    --devnet / OG_DEVNET_URL, or else the default local one (http://127.0.0.1:8645); the output
+    says which network was used.
+    """
     try:
         data = bounded_json.loads(file.read_text())
     except ValueError as exc:
@@ -500,9 +505,22 @@ def verify(settings: _Settings, file: Path) -> None:
     if not isinstance(data, dict) or "kind" not in data:
         raise click.UsageError(f"{file} holds no proof")
     proof = opengradient.Proof.from_dict(data)
-    proof.verify(settings.client())
-    settings.emit({"verified": True, "proof": proof.to_dict()}, f"verified: {proof.kind} proof "
-                  f"{proof.transaction_hash or proof.payment_hash or ''}".rstrip())
+    from opengradient.client.discovery import discover_devnet
+    from opengradient.proof_networks import choose_network
+
+    named = settings.devnet_url or config.load().get("devnet_url")
+    choice = choose_network(proof.chain_id, devnet_url=named,
+                            discover=lambda url: discover_devnet(url, timeout=5.0))
+    if choice.kind == "devnet":
+        client = settings.client(devnet_url=choice.devnet_url)
+    elif choice.kind == "public":
+        client = settings.client(network=choice.network)
+    else:
+        client = settings.client()
+    proof.verify(client)
+    subject = f"{proof.transaction_hash or proof.payment_hash or ''}".strip()
+    settings.emit({"verified": True, "network": choice.description, "proof": proof.to_dict()},
+                  f"verified: {proof.kind} proof {subject} on {choice.description}".replace("  ", " "))
 
 
 # -- devnet ----------------------------------------------------------------------------------------
@@ -527,6 +545,12 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     for enclave in info.get("llm", {}).get("enclaves", []):
         click.echo(f"  LLM enclave     {enclave['endpoint']}  (tee id {enclave['tee_id'][:14]}…, in the TEE registry "
                    f"{info['alpha'].get('tee_registry')})")
+    click.echo(f"  LLM gateway     {info['url']}/v1/chat/completions  (x402 payments on the payments chain; "
+               f"facilitator {info['url']}/facilitator)")
+    if info.get("relay"):
+        click.echo(f"  OHTTP relay     {info['url']}{info['relay']['path']}  (Authorization: Bearer "
+                   f"{info['relay']['api_key']})")
+    click.echo(f"  ZKML proofs     {info['url']}/zkml/proof/<inference id>")
     click.echo(f"  Model Hub       {info['model_hub']['url']}  (user {info['model_hub']['email']}, "
                f"password {info['model_hub'].get('password', '?')})")
     if info.get("twins"):
@@ -539,6 +563,19 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
     for address, key in keys:
         click.echo(f"    {address}  {key}")
     click.echo(f"Use it: opengradient --devnet {info['url']} …   Press Ctrl-C to stop.")
+
+
+def _log_requests() -> None:
+    """One line per HTTP call on stderr (the devnet's access log, and JSON-RPC method names)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    for name in ("opengradient.devnet.access",):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 @devnet.command("up")
@@ -557,14 +594,20 @@ def _print_devnet(info: dict[str, Any], keys: list[tuple[str, str]]) -> None:
 @click.option("--block-time", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Mine a block every SECONDS (sends answer at once; receipts follow). Default: automine, "
                    "a block as soon as transactions arrive, concurrent ones sharing it.")
+@click.option("--accounts", type=click.IntRange(min=10), default=10, show_default=True, metavar="N",
+              help="How many funded development accounts (the first ten have devnet roles; "
+                   "eth_sendTransaction from any of them is signed by the devnet, as anvil's).")
+@click.option("-q", "--quiet", is_flag=True, help="No request log (by default one line per HTTP call).")
 @pass_settings
 def devnet_up(settings: _Settings, host: str, port: int, data_dir: str | None, payments_chain: str,
-              block_time: float | None) -> None:
+              block_time: float | None, accounts: int, quiet: bool) -> None:
     """Serve the devnet over HTTP until interrupted."""
     start = opengradient.devnet.start  # a MissingExtraError names the pip command
+    if not quiet:
+        _log_requests()
     try:
         net = start(http=True, host=host, port=port, data_dir=data_dir, payments_chain=payments_chain,
-                    block_time=block_time)
+                    block_time=block_time, accounts=accounts)
     except ValueError as exc:  # an unreadable --data-dir: the message says what to do
         raise CliError(f"could not start the devnet: {exc}") from exc
     except (OSError, RuntimeError) as exc:

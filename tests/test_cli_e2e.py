@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -303,10 +304,26 @@ def test_infer_inline_and_from_file(cli: Cli, uploaded: dict[str, Any]) -> None:
     assert result["proof"]["transaction_hash"] == result["transaction_hash"]
 
     path = cli.write("infer-result.json", saved)
-    assert cli.ok("verify", path).strip() == f"verified: onchain proof {result['transaction_hash']}"
+    assert cli.ok("verify", path).strip() == (f"verified: onchain proof {result['transaction_hash']} on the devnet "
+                                              f"at {cli.env['OG_DEVNET_URL']} (chain id 910010)")
     assert cli.json("verify", path)["verified"] is True
     tampered = {**result, "proof": {**result["proof"], "output_hash": "0x" + "00" * 32}}
     assert "does not verify" in cli.fails("verify", cli.write("tampered.json", tampered))
+
+
+def test_verify_picks_the_devnet_from_the_proofs_chain_id(cli: Cli, uploaded: dict[str, Any], tmp_path: Path) -> None:
+    saved = cli.ok("--json", "infer", "--model", uploaded["cid"], "--input", PRICE_INPUT)
+    path = cli.write("verify-choice.json", saved)
+    url = cli.env["OG_DEVNET_URL"]
+    unset = Cli(tmp_path, None)  # no OG_DEVNET_URL, no settings: the devnet comes from --devnet
+    named = unset.ok("--devnet", url, "verify", path)
+    assert named.strip().endswith(f"on the devnet at {url} (chain id 910010)")
+    assert unset.json("--devnet", url, "verify", path)["network"] == f"the devnet at {url} (chain id 910010)"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    refused = unset.fails("--devnet", dead, "verify", path)
+    assert f"the proof is from a devnet (chain id 910010) and no devnet answers at {dead}" in refused
 
 
 def test_infer_failures(cli: Cli, uploaded: dict[str, Any], fresh: Cli) -> None:
@@ -369,7 +386,8 @@ def test_chat_stream(cli: Cli) -> None:
     result = json.loads(saved)  # --json prints one document, no streamed text
     assert result["message"]["content"].endswith("Your name is HAL.") and result["tee_verified"] is True
     path = cli.write("stream-result.json", saved)
-    assert cli.ok("verify", path).strip() == f"verified: tee proof {result['payment_hash']}"
+    assert cli.ok("verify", path).strip() == (f"verified: tee proof {result['payment_hash']} on the devnet "
+                                              f"at {cli.env['OG_DEVNET_URL']} (chain id 910020)")
 
 
 def test_chat_tools(cli: Cli) -> None:

@@ -11,6 +11,7 @@ The same app is served by uvicorn over HTTP and reached in-process through `ASGI
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -51,8 +52,14 @@ def _rpc_endpoint(chain: DevChain) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+#: The request log: one line per HTTP call (`opengradient devnet up` shows it unless `-q`).
+access_log = logging.getLogger("opengradient.devnet.access")
+_RPC_BODY_PEEK = 64 * 1024  # JSON-RPC method names are read from bodies up to this size
+
+
 class AccessLog:
-    """Pure-ASGI access log (keeps streaming responses streaming, unlike BaseHTTPMiddleware)."""
+    """Pure-ASGI access log (keeps streaming responses streaming, unlike BaseHTTPMiddleware): method,
+    path, status, time, and for JSON-RPC the called methods, as anvil prints them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -63,6 +70,14 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 0
+        body = bytearray()
+        peek = scope["path"].startswith("/rpc/")
+
+        async def receive_and_note() -> Message:
+            message = await receive()
+            if peek and message["type"] == "http.request" and len(body) < _RPC_BODY_PEEK:
+                body.extend(message.get("body", b"")[: _RPC_BODY_PEEK - len(body)])
+            return message
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -71,10 +86,24 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive_and_note if peek else receive, send_and_note)
         finally:
-            log.info("%s %s -> %d (%.1f ms)", scope["method"], scope["path"], status,
-                     (time.perf_counter() - started) * 1000)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s -> %d (%.1f ms)%s", scope["method"], scope["path"], status,
+                                (time.perf_counter() - started) * 1000, _rpc_methods(bytes(body)))
+
+
+def _rpc_methods(body: bytes) -> str:
+    """` eth_call, eth_getBalance` for a JSON-RPC body (empty when there is none to name)."""
+    if not body:
+        return ""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return ""
+    items = request if isinstance(request, list) else [request]
+    names = [str(item.get("method")) for item in items if isinstance(item, dict)]
+    return (" " + ", ".join(names[:8]) + (" …" if len(names) > 8 else "")) if names else ""
 
 
 def build_app(*, alpha: DevChain, payments: DevChain, hub: HubService,

@@ -165,7 +165,13 @@ class Devnet:
                                                token_version=self.payments_mode.token_version,
                                                llm_discovery=True)
         self.client = self.new_client()
-        self.workflows = install_workflows(self.alpha_chain, self.hub, self.price_feed, self.accounts)
+        # The scheduler follows the chain's clock, so `evm_increaseTime` makes workflows due.
+        self.workflows = install_workflows(self.alpha_chain, self.hub, self.price_feed, self.accounts,
+                                           clock=self.alpha_chain.now)
+        for chain in (self.alpha_chain, self.payments_chain):
+            for account in self.accounts:  # eth_sendTransaction from a dev account, as anvil's
+                chain.unlock(account.private_key)
+            chain.mark_base()  # anvil_reset comes back to the deployed devnet, not to an empty chain
         if block_time is not None:  # after the deployment, which automines
             self.alpha_chain.mine_every(block_time)
             self.payments_chain.mine_every(block_time)
@@ -347,7 +353,7 @@ def _stop(server: Any, thread: threading.Thread) -> None:
 def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
           data_dir: Path | str | None = None, deferred_results: bool = False,
           payments_chain: str = "devnet", block_time: float | None = None,
-          enclaves: int | None = None) -> Devnet:
+          enclaves: int | None = None, accounts: int = 10) -> Devnet:
     """Start a devnet: in-process by default, or served over HTTP on `host:port` with `http=True`.
 
     `deferred_results=True` makes on-chain inference behave like asynchronous execution on the
@@ -359,6 +365,9 @@ def start(*, http: bool = False, host: str = "127.0.0.1", port: int = 0,
     it they automine (a block as soon as transactions arrive; concurrent ones share it).
     `enclaves` is how many LLM enclaves the TEE registry lists (default 2 over HTTP, each behind an
     HTTPS server with its own self-signed certificate; 1 in-process).
+    `accounts` is how many funded development accounts there are (at least 10: the devnet's own
+    roles use the first ten); `eth_sendTransaction` from any of them is signed by the devnet.
     """
     return Devnet(http=http, host=host, port=port, data_dir=data_dir, deferred_results=deferred_results,
-                  payments_chain=payments_chain, block_time=block_time, enclaves=enclaves)
+                  payments_chain=payments_chain, block_time=block_time, enclaves=enclaves,
+                  accounts=accounts)

@@ -33,6 +33,8 @@ from eth.vm.forks.prague.state import PragueState
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 from eth_tester.backends.pyevm.main import PyEVMBackend
 from eth_typing import Address
 from eth_utils import keccak, to_canonical_address, to_checksum_address
@@ -40,6 +42,7 @@ from eth_utils.exceptions import ValidationError as EthValidationError
 
 from opengradient import bounded_json
 from opengradient.devnet.chain.mempool import Mempool, PendingTx, PoolRefusal
+from opengradient.devnet.chain.snapshots import ChainImage, ChainImageError, decode_header, encode_header
 
 __all__ = [
     "DevChain",
@@ -547,6 +550,14 @@ class DevChain:
         self._log_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._filters: dict[str, dict[str, Any]] = {}
         self._next_filter = 1
+        #: anvil's controls: seconds added to the wall clock, a fixed timestamp for the next block,
+        #: snapshots by id, accounts whose unsigned sends are accepted (and the keys of unlocked ones).
+        self._time_offset = 0
+        self._next_timestamp: int | None = None
+        self._snapshots: dict[int, ChainImage] = {}
+        self._next_snapshot = 1
+        self._impersonated: set[bytes] = set()
+        self._signers: dict[bytes, PrivateKey] = {}
 
         adapters: dict[bytes, Callable[[ComputationAPI], ComputationAPI]] = {}
         for addr, fn in (precompiles or {}).items():
@@ -595,7 +606,7 @@ class DevChain:
             "eth_syncing": lambda p: False,
             "eth_mining": lambda p: False,
             "eth_hashrate": lambda p: "0x0",
-            "eth_accounts": lambda p: [],
+            "eth_accounts": lambda p: [to_checksum_address(a) for a in self._impersonated],
             "eth_coinbase": lambda p: _hd(ZERO_ADDRESS),
             "eth_blockNumber": lambda p: _hq(self._head().block_number),
             "eth_gasPrice": self._eth_gas_price,
@@ -627,9 +638,11 @@ class DevChain:
             "eth_uninstallFilter": self._eth_uninstall_filter,
             "evm_mine": self._evm_mine,
             "evm_setAutomine": self._evm_set_automine,
+            **self._anvil_methods(),
         }
         self._tx_decoder = self._chain.get_vm().get_transaction_builder()
         self._refresh_cached_header()
+        self._base = self._capture()
         self.block_time = None
         if block_time is not None:
             self.mine_every(block_time)
@@ -723,9 +736,10 @@ class DevChain:
         return self._blocks[-1].header
 
     def _bump_pending(self) -> None:
-        """Keep the pending block at wall-clock time (never behind its parent)."""
+        """Keep the pending block at the chain's time (never behind its parent): the wall clock plus
+        what `evm_increaseTime` added, or the timestamp `evm_setNextBlockTimestamp` fixed."""
         parent_ts = self._head().timestamp
-        ts = max(_now(), parent_ts)
+        ts = max(self.now() if self._next_timestamp is None else self._next_timestamp, parent_ts)
         if self._chain.header.timestamp != ts:
             self._chain.header = self._chain.header.copy(timestamp=ts)
 
@@ -751,6 +765,9 @@ class DevChain:
         mix = keccak(chain.header.parent_hash + number.to_bytes(8, "big"))  # reproducible prevrandao
         blob_gas = sum(get_total_blob_gas(tx) for tx, _ in applied)
         block = chain.mine_block(mix_hash=mix, blob_gas_used=blob_gas)
+        if self._next_timestamp is not None:  # later blocks continue from the fixed time, as anvil's
+            self._time_offset = block.header.timestamp - _now()
+            self._next_timestamp = None
         self._blocks.append(block)
         self._block_numbers[block.hash] = block.number
         header = block.header
@@ -958,8 +975,8 @@ class DevChain:
         if not isinstance(params, list):
             return _error_response(req_id, RpcError(-32602, "invalid params: array expected"))
         try:
-            if method == "eth_sendRawTransaction":  # the pool has its own lock; blocks take the chain's
-                result = self._eth_send_raw_transaction(params)
+            if method in ("eth_sendRawTransaction", "eth_sendTransaction"):  # the pool has its own lock
+                result = handler(params)
             else:
                 result = self._locked(handler, params)
         except RpcError as exc:
@@ -1147,7 +1164,9 @@ class DevChain:
     def _eth_send_raw_transaction(self, params: list[Any]) -> str:
         """Accept a transaction into the pool. Automine: answer once its block is mined (batching
         with whatever else arrives meanwhile). Interval mining: answer at once."""
-        entry = self._accept(_parse_data(_param(params, 0), "transaction"))
+        return self._await_send(self._accept(_parse_data(_param(params, 0), "transaction")))
+
+    def _await_send(self, entry: PendingTx) -> str:
         if self.block_time is None and self.automine:
             self._build_pending()
             if not self._pool.wait(entry, _SEND_WAIT_SECONDS):
@@ -1221,6 +1240,9 @@ class DevChain:
                 f"max fee per gas less than block base fee: address {to_checksum_address(sender)}, "
                 f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}",
             )
+        return self._queue(tx, sender)
+
+    def _queue(self, tx: Any, sender: bytes) -> PendingTx:
         entry = PendingTx(hash=tx.hash, tx=tx, sender=sender, nonce=tx.nonce, gas=tx.gas)
         try:
             self._pool.add(entry, self._state_nonce)
@@ -1573,9 +1595,257 @@ class DevChain:
         self.set_automine(_parse_bool(_param(params, 0), "automine"))
         return True
 
+    # ---- anvil's controls -------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The chain's clock: the wall clock plus what `evm_increaseTime` added."""
+        return _now() + self._time_offset
+
+    def increase_time(self, seconds: int) -> int:
+        """Move the chain's clock forward (the next block is that much later); the total offset."""
+        with self._lock:
+            if seconds < 0:
+                raise ValueError("time only moves forward: use a snapshot to go back")
+            self._time_offset += int(seconds)
+            return self._time_offset
+
+    def set_next_block_timestamp(self, timestamp: int) -> None:
+        """The next block gets exactly `timestamp`; later blocks continue from there."""
+        with self._lock:
+            head = int(self._head().timestamp)
+            if timestamp < head:
+                raise ValueError(f"timestamp {timestamp} is before the latest block's ({head})")
+            self._next_timestamp = int(timestamp)
+
+    def impersonate(self, address: str) -> None:
+        """Accept unsigned `eth_sendTransaction` from `address` (as anvil_impersonateAccount)."""
+        with self._lock:
+            self._impersonated.add(to_canonical_address(address))
+
+    def stop_impersonating(self, address: str) -> None:
+        """Undo `impersonate` (an unlocked account's key stays known)."""
+        with self._lock:
+            self._impersonated.discard(to_canonical_address(address))
+
+    def unlock(self, private_key: str | bytes) -> str:
+        """Sign `eth_sendTransaction` from this key's account (anvil's dev accounts); its address."""
+        raw = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else private_key
+        key = keys.PrivateKey(raw)
+        address = key.public_key.to_canonical_address()
+        with self._lock:
+            self._signers[address] = key
+            self._impersonated.add(address)
+        return to_checksum_address(address)
+
+    def snapshot(self) -> int:
+        """Remember the whole chain; `revert(id)` comes back to it."""
+        with self._lock:
+            snap_id = self._next_snapshot
+            self._next_snapshot += 1
+            self._snapshots[snap_id] = self._capture()
+            return snap_id
+
+    def revert(self, snap_id: int) -> bool:
+        """Return to snapshot `snap_id`, dropping it and every later one (as anvil); False when
+        there is no such snapshot."""
+        with self._lock:
+            image = self._snapshots.get(snap_id)
+            if image is None:
+                return False
+            self._restore(image)
+            for later in [i for i in self._snapshots if i >= snap_id]:
+                del self._snapshots[later]
+            return True
+
+    def mark_base(self) -> None:
+        """Make the current state the one `reset()` returns to (the node calls it once deployed)."""
+        with self._lock:
+            self._base = self._capture()
+
+    def reset(self) -> None:
+        """Back to the base state (genesis, or what `mark_base` saved): blocks, time, snapshots
+        and impersonations are forgotten."""
+        with self._lock:
+            self._restore(self._base)
+            self._time_offset = 0
+            self._next_timestamp = None
+            self._snapshots.clear()
+            self._impersonated = set(self._signers)
+
+    def export_state(self) -> dict[str, Any]:
+        """The whole chain as a JSON-ready document (`from_state`/`load_state` read it back)."""
+        with self._lock:
+            if len(self._pool):
+                raise RuntimeError(f"{self.name} has pending transactions: mine them before exporting")
+            return self._capture().to_json()
+
+    def load_state(self, doc: Any) -> None:
+        """Replace this chain's blocks, state and clock by `export_state()`'s document; the base
+        state (`reset`) becomes the loaded one. `ChainImageError` when it does not fit this chain."""
+        image = ChainImage.from_json(doc)
+        with self._lock:
+            self._restore(image)
+            self._snapshots.clear()
+            self._base = image
+
+    @classmethod
+    def from_state(cls, doc: Any, chain_id: int, **kwargs: Any) -> DevChain:
+        """A chain continued from `export_state()`'s document (a saved devnet, a cached genesis);
+        `kwargs` are the constructor's (precompiles must be the same as when it was exported)."""
+        chain = cls(chain_id, **kwargs)
+        chain.load_state(doc)
+        return chain
+
+    def _kv(self) -> dict[bytes, bytes]:
+        return cast(dict[bytes, bytes], self._chain.chaindb.db.wrapped_db.kv_store)
+
+    def _capture(self) -> ChainImage:  # holds the lock
+        return ChainImage(
+            chain_id=self.chain_id, kv=dict(self._kv()), block_hashes=[b.hash for b in self._blocks],
+            block_logs=list(self._block_logs), txs=dict(self._txs), receipts=dict(self._receipts),
+            pending_header=encode_header(self._chain.header), time_offset=self._time_offset,
+            next_timestamp=self._next_timestamp)
+
+    def _restore(self, image: ChainImage) -> None:  # holds the lock
+        if image.chain_id != self.chain_id:
+            raise ChainImageError(f"the image is of chain {image.chain_id}, not {self.chain_id}")
+        if len(self._pool):
+            raise RpcError(-32000, f"{self.name} has pending transactions: mine them first (evm_mine)")
+        header = decode_header(type(self._chain.header), image.pending_header)
+        store = self._kv()
+        saved = dict(store)
+        store.clear()
+        store.update(image.kv)
+        try:
+            blocks = [self._chain.get_block_by_hash(h) for h in image.block_hashes]
+        except Exception as exc:
+            store.clear()
+            store.update(saved)
+            raise ChainImageError(f"the image's blocks are not in its database: {exc}") from None
+        self._blocks = blocks
+        self._block_numbers = {b.hash: b.number for b in blocks}
+        self._block_logs = list(image.block_logs)
+        self._txs = dict(image.txs)
+        self._receipts = dict(image.receipts)
+        self._chain.header = header
+        self._time_offset = image.time_offset
+        self._next_timestamp = image.next_timestamp
+        self._refresh_cached_header()
+
+    def _send_unsigned(self, call: dict[str, Any]) -> PendingTx:
+        """An `eth_sendTransaction` from an impersonated or unlocked account, into the pool."""
+        sender = _parse_address(call.get("from"), "from")
+        if sender not in self._impersonated:
+            raise RpcError(-32000, f"no key for {to_checksum_address(sender)}: impersonate it first "
+                                   "(anvil_impersonateAccount) or send a signed transaction")
+
+        def opt_qty(key: str, default: int) -> int:
+            return _parse_qty(call[key], key) if call.get(key) is not None else default
+
+        to = _parse_address(call["to"], "to") if call.get("to") is not None else CREATE_CONTRACT_ADDRESS
+        data = _parse_data(call.get("input") or call.get("data") or "0x", "data")
+        gas = opt_qty("gas", 0)
+        if not gas:  # through `_locked`: an estimate may defer precompile work (an inference)
+            estimate = {k: v for k, v in call.items() if k not in ("gas", "nonce")}
+            gas = _parse_qty(self._locked(self._eth_estimate_gas, [estimate, "pending"]), "gas")
+        with self._lock:
+            nonce = self._pool.pending_nonce(sender)
+            nonce = opt_qty("nonce", nonce if nonce is not None else self._state_nonce(sender))
+            base_fee = self._pending_base_fee()
+            fee_cap = opt_qty("maxFeePerGas", opt_qty("gasPrice", 2 * base_fee + DEFAULT_PRIORITY_FEE))
+            tip = min(opt_qty("maxPriorityFeePerGas", DEFAULT_PRIORITY_FEE), fee_cap)
+        builder = self._tx_decoder
+        unsigned = builder.new_unsigned_dynamic_fee_transaction(
+            chain_id=self.chain_id, nonce=nonce, max_priority_fee_per_gas=tip, max_fee_per_gas=fee_cap,
+            gas=gas, to=to, value=opt_qty("value", 0), data=data, access_list=[])
+        key = self._signers.get(sender)
+        if key is not None:
+            return self._accept(unsigned.as_signed_transaction(key, chain_id=self.chain_id).encode())
+        # The block needs a signed transaction: sign with a key no one holds, and let the pool and the
+        # VM see the impersonated sender instead of the one the signature recovers.
+        stand_in = keys.PrivateKey(keccak(b"opengradient-devnet-impersonation" + sender))
+        tx = SpoofTransaction(unsigned.as_signed_transaction(stand_in, chain_id=self.chain_id), sender=sender)
+        return self._queue(tx, sender)
+
+    def _eth_send_transaction(self, params: list[Any]) -> str:
+        entry = self._send_unsigned(_to_dict(_param(params, 0), "transaction"))
+        return self._await_send(entry)
+
+    def _anvil_methods(self) -> dict[str, Callable[[list[Any]], Any]]:
+        def qty(params: list[Any], what: str) -> int:
+            value = _param(params, 0)
+            return value if isinstance(value, int) and not isinstance(value, bool) else _parse_qty(value, what)
+
+        def checked(fn: Callable[[], Any]) -> Any:
+            try:
+                return fn()
+            except ValueError as exc:
+                raise RpcError(-32602, str(exc)) from None
+
+        def set_balance(p: list[Any]) -> None:
+            self.set_balance(to_checksum_address(_parse_address(_param(p, 0), "address")),
+                             _parse_qty(_param(p, 1), "balance"))
+
+        def set_nonce(p: list[Any]) -> None:
+            addr = _parse_address(_param(p, 0), "address")
+            nonce = _parse_qty(_param(p, 1), "nonce")
+            self._edit_state(lambda state: state.set_nonce(addr, nonce))
+
+        def set_code(p: list[Any]) -> None:
+            self.set_code(to_checksum_address(_parse_address(_param(p, 0), "address")),
+                          _parse_data(_param(p, 1), "code"))
+
+        def set_storage(p: list[Any]) -> bool:
+            addr = to_checksum_address(_parse_address(_param(p, 0), "address"))
+            slot = int.from_bytes(_parse_data(_param(p, 1), "slot"), "big")
+            self.set_storage(addr, slot, int.from_bytes(_parse_data(_param(p, 2), "value"), "big"))
+            return True
+
+        def mine_blocks(p: list[Any]) -> None:
+            count = _parse_qty(_param(p, 0, "0x1"), "blocks")
+            interval = _parse_qty(_param(p, 1, "0x1"), "interval")
+            for i in range(count):
+                if i:
+                    self.increase_time(interval)
+                self._build_block(force=True)
+
+        return {
+            "eth_sendTransaction": self._eth_send_transaction,  # handled outside the lock
+            "evm_snapshot": lambda p: _hq(self.snapshot()),
+            "evm_revert": lambda p: self.revert(qty(p, "snapshot id")),
+            "evm_increaseTime": lambda p: _hq(checked(lambda: self.increase_time(qty(p, "seconds")))),
+            "evm_setNextBlockTimestamp": lambda p: checked(
+                lambda: self.set_next_block_timestamp(qty(p, "timestamp"))),
+            "anvil_setBalance": set_balance,
+            "hardhat_setBalance": set_balance,
+            "anvil_setNonce": set_nonce,
+            "anvil_setCode": set_code,
+            "anvil_setStorageAt": set_storage,
+            "anvil_impersonateAccount": lambda p: self.impersonate(
+                to_checksum_address(_parse_address(_param(p, 0), "address"))),
+            "anvil_stopImpersonatingAccount": lambda p: self.stop_impersonating(
+                to_checksum_address(_parse_address(_param(p, 0), "address"))),
+            "anvil_reset": lambda p: self.reset(),
+            "anvil_mine": mine_blocks,
+            "hardhat_mine": mine_blocks,
+        }
+
     def _evm_mine(self, params: list[Any]) -> str:
-        """Mine one block now, with the pending transactions (empty when none)."""
-        self._build_block(force=True)
+        """Mine one block now, with the pending transactions (empty when none); a timestamp (or
+        anvil's ``{"timestamp": …, "blocks": …}``) fixes the block's time first."""
+        raw = _param(params, 0)
+        blocks = 1
+        if isinstance(raw, dict):
+            blocks = _parse_qty(raw.get("blocks", 1), "blocks")
+            raw = raw.get("timestamp")
+        if raw is not None:
+            ts = raw if isinstance(raw, int) and not isinstance(raw, bool) else _parse_qty(raw, "timestamp")
+            try:
+                self.set_next_block_timestamp(ts)
+            except ValueError as exc:
+                raise RpcError(-32602, str(exc)) from None
+        for _ in range(max(blocks, 1)):
+            self._build_block(force=True)
         return "0x0"
 
 
