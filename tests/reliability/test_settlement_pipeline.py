@@ -88,35 +88,30 @@ def test_concurrent_paid_requests_are_served_before_their_block_and_settle_in_a_
                                       for i in range(requests)])
 
     with _paused(devnet) as paused:
-        _burst_while_paused(devnet, paused, burst, requests, payers, before, pay_to_before)
+        head = paused.block_number
+        answers = asyncio.run(burst())
+        # Every request was answered, and nothing was mined: each settlement waits in the pool.
+        assert paused.block_number == head
+        hashes = [a.payment_hash for a in answers if isinstance(a.payment_hash, str)]
+        assert all(h.startswith("0x") for h in hashes) and len(set(hashes)) == requests
+        assert all(_rpc(paused, "eth_getTransactionReceipt", h) is None for h in hashes)
+        assert paused.pending_transactions >= requests  # (and whatever else the devnet sent meanwhile)
 
+        blocks = _mine_all(paused)
+        gas_limit = int(_rpc(paused, "eth_getBlockByNumber", "latest", False)["gasLimit"], 16)
+        assert blocks <= math.ceil((requests + 1) / (gas_limit // SETTLE_GAS_LIMIT)) <= 4  # a handful, not 256
 
-def _burst_while_paused(devnet: Devnet, paused: DevChain, burst: Any, requests: int, payers: list[Payer],
-                        before: dict[str, int], pay_to_before: int) -> None:
-    head = paused.block_number
-    answers = asyncio.run(burst())
-    # Every request was answered, and nothing was mined: each settlement waits in the pool.
-    assert paused.block_number == head
-    hashes = [a.payment_hash for a in answers]
-    assert all(isinstance(h, str) and h.startswith("0x") for h in hashes) and len(set(hashes)) == requests
-    assert all(_rpc(paused, "eth_getTransactionReceipt", h) is None for h in hashes)
-    assert paused.pending_transactions >= requests  # (and whatever else the devnet sent meanwhile)
-
-    blocks = _mine_all(paused)
-    gas_limit = int(_rpc(paused, "eth_getBlockByNumber", "latest", False)["gasLimit"], 16)
-    assert blocks <= math.ceil((requests + 1) / (gas_limit // SETTLE_GAS_LIMIT)) <= 4  # a handful, not 256
-
-    for h in hashes:  # the hash the answer named is the settlement, and it paid the price
-        receipt = _rpc(paused, "eth_getTransactionReceipt", h)
-        assert receipt is not None and receipt["status"] == "0x1"
-        [(payer, to, value)] = transfers(devnet, h)
-        assert to == devnet.gateway.pay_to and value == PRICE and payer in before
-    for i, p in enumerate(payers):
-        served = len(range(i, requests, 4))
-        assert balance(devnet, p.address) == before[p.address] - served * PRICE
-    assert balance(devnet, devnet.gateway.pay_to) == pay_to_before + requests * PRICE
-    for p in payers:  # every reservation ended with its block
-        _wait_for(lambda p=p: devnet.gateway.exposure.exposure(p.address).total == 0, "release")
+        for h in hashes:  # the hash the answer named is the settlement, and it paid the price
+            receipt = _rpc(paused, "eth_getTransactionReceipt", h)
+            assert receipt is not None and receipt["status"] == "0x1"
+            [(payer, to, value)] = transfers(devnet, h)
+            assert to == devnet.gateway.pay_to and value == PRICE and payer in before
+        for i, p in enumerate(payers):
+            served = len(range(i, requests, 4))
+            assert balance(devnet, p.address) == before[p.address] - served * PRICE
+        assert balance(devnet, devnet.gateway.pay_to) == pay_to_before + requests * PRICE
+        for p in payers:  # every reservation ended with its block
+            _wait_for(lambda p=p: devnet.gateway.exposure.exposure(p.address).total == 0, "release")
 
 
 def _drain_tx(devnet: Devnet, payer: Payer, to: str, amount: int) -> bytes:
@@ -135,7 +130,19 @@ def test_a_settlement_that_fails_on_chain_bars_the_payer_who_is_never_served_twi
     client = _exact_client(devnet, payer)
     paid_before = balance(devnet, devnet.gateway.pay_to)
     with _paused(devnet) as paused:
-        _served_then_unpaid(devnet, paused, payer, client)
+        elsewhere = Account.create().address
+        # The payer's own transfer of everything it holds reaches the pool first …
+        drain = _rpc(paused, "eth_sendRawTransaction", "0x" + _drain_tx(devnet, payer, elsewhere, 3 * PRICE).hex())
+        # … then its paid request: verified against the mined state (it still holds 3 × the price) and served.
+        answer = client.llm.chat(og.TEE_LLM.GPT_4O, messages(1), max_tokens=20)
+        assert answer.chat_output is not None and answer.payment_hash
+
+        _mine_all(paused)  # the drain goes first; the settlement then cannot pay
+        assert _rpc(paused, "eth_getTransactionReceipt", drain)["status"] == "0x1"
+        failed = _rpc(paused, "eth_getTransactionReceipt", answer.payment_hash)
+        assert failed is not None and failed["status"] == "0x0"
+        _wait_for(lambda: devnet.gateway.exposure.barred(payer.address) is not None, "the bar")
+        assert answer.payment_hash in str(devnet.gateway.exposure.barred(payer.address))
     Deployer(devnet.payments_chain, devnet.accounts[0], estimate_gas=False).transact(
         devnet.gateway.contracts.opg_token, "OPGToken", "transfer", payer.address, 3 * PRICE)  # funded again
     assert balance(devnet, payer.address) == 3 * PRICE
@@ -143,20 +150,3 @@ def test_a_settlement_that_fails_on_chain_bars_the_payer_who_is_never_served_twi
         client.llm.chat(og.TEE_LLM.GPT_4O, messages(2), max_tokens=20)
     assert balance(devnet, payer.address) == 3 * PRICE  # nothing taken
     assert balance(devnet, devnet.gateway.pay_to) == paid_before  # served once, paid nothing: the bar's reason
-
-
-def _served_then_unpaid(devnet: Devnet, paused: DevChain, payer: Payer, client: og.Client) -> None:
-    elsewhere = Account.create().address
-    # The payer's own transfer of everything it holds reaches the pool first …
-    drain = _rpc(paused, "eth_sendRawTransaction", "0x" + _drain_tx(devnet, payer, elsewhere, 3 * PRICE).hex())
-    # … then its paid request: verified against the mined state (it still holds 3 × the price) and served.
-    answer = client.llm.chat(og.TEE_LLM.GPT_4O, messages(1), max_tokens=20)
-    assert answer.chat_output is not None and answer.payment_hash
-
-    _mine_all(paused)  # the drain goes first; the settlement then cannot pay
-    assert _rpc(paused, "eth_getTransactionReceipt", drain)["status"] == "0x1"
-    failed = _rpc(paused, "eth_getTransactionReceipt", answer.payment_hash)
-    assert failed is not None and failed["status"] == "0x0"
-    _wait_for(lambda: devnet.gateway.exposure.barred(payer.address) is not None, "the bar")
-    assert answer.payment_hash in str(devnet.gateway.exposure.barred(payer.address))
-
